@@ -42,12 +42,14 @@ pg_url() { printf 'postgres://postgres@%s:%s/postgres?sslmode=disable' "$PG_HOST
 # redact hides a password in a URL before it is printed.
 redact() { sed -E 's#(//[^:/@]*):[^@]*@#\1:xxxxx@#' <<<"$1"; }
 
-# as_root runs a command as root, through sudo without a prompt when we are not root.
+# as_root runs a command as root, through sudo without a prompt when we are not root. It
+# closes our stdout (fd 3) and lock (fd 9) for the command: a server it starts would hold them
+# open, hanging the caller's $(...) and keeping the lock taken for as long as it runs.
 as_root() {
 	if [[ $EUID -eq 0 ]]; then
-		"$@"
+		"$@" 3>&- 9>&-
 	elif have sudo; then
-		sudo -n "$@"
+		sudo -n "$@" 3>&- 9>&-
 	else
 		die "need root (or sudo) to run: $*"
 	fi
