@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -27,15 +29,30 @@ type decoder struct {
 	// failed holds the paths that already have a decoding error, so that
 	// semantic checks do not report the same field again.
 	failed map[string]bool
+	// null holds the paths written with an explicit null, which reads as
+	// absent: the position is kept for messages, but the field is not "set".
+	null map[string]bool
+	// dupReported holds the key nodes already reported as duplicates, so a
+	// mapping brought in by several merge keys is reported once.
+	dupReported map[*yaml.Node]bool
 
 	maxAliasNodes int
+	maxSteps      int
 	aliasDepth    int // > 0 while walking nodes reached through an alias
 	aliasNodes    int // nodes visited through aliases
 	aborted       bool
+	dropped       bool // a diagnostic was left out: there were too many
 }
 
-func newDecoder(file string, maxAliasNodes int) *decoder {
-	return &decoder{file: file, pos: make(map[string]Position), failed: make(map[string]bool), maxAliasNodes: maxAliasNodes}
+func newDecoder(file string, limits Limits) *decoder {
+	return &decoder{
+		file:          file,
+		pos:           make(map[string]Position),
+		failed:        make(map[string]bool),
+		null:          make(map[string]bool),
+		maxAliasNodes: limits.MaxAliasNodes,
+		maxSteps:      limits.MaxSteps,
+	}
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -46,8 +63,15 @@ func (d *decoder) add(sev Severity, p Position, path, msg string) {
 	if sev == SeverityError {
 		d.failed[path] = true
 	}
+	if d.full() {
+		d.dropped = true
+		return
+	}
 	d.diags = append(d.diags, Diagnostic{File: d.file, Line: p.Line, Column: p.Column, Path: path, Severity: sev, Message: msg})
 }
+
+// full reports whether the document has as many diagnostics as it may.
+func (d *decoder) full() bool { return len(d.diags) >= maxDiagnostics }
 
 func posOf(n *yaml.Node) Position {
 	if n == nil {
@@ -56,7 +80,7 @@ func posOf(n *yaml.Node) Position {
 	return Position{Line: n.Line, Column: n.Column}
 }
 
-// resolve follows aliases, charging every node reached through one against
+// enter follows aliases, charging every node reached through one against
 // the alias budget, so that an expansion bomb stops after a bounded amount of
 // work instead of exhausting memory.
 func (d *decoder) enter(n *yaml.Node, path string) (*yaml.Node, func(), bool) {
@@ -94,7 +118,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // an explicit null reads as absent
+		d.null[path] = true // an explicit null reads as absent
+		return
 	}
 	if v.CanAddr() {
 		if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
@@ -170,8 +195,12 @@ func (d *decoder) scalarInt(n *yaml.Node, path string) (int64, bool) {
 		return 0, false
 	}
 	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 32)
-	if err != nil {
-		d.errorf(n, path, "integer %s is out of range", n.Value)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		d.errorf(n, path, "integer %s is out of range %d to %d", n.Value, math.MinInt32, math.MaxInt32)
+		return 0, false
+	case err != nil: // tagged !!int by hand
+		d.errorf(n, path, "expected an integer, got %q", n.Value)
 		return 0, false
 	}
 	return i, true
@@ -212,7 +241,17 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, joinKey(path, k.Value), "duplicate key %q (first set at line %d)", k.Value, first.Line)
+			if !d.dupReported[k] {
+				if d.dupReported == nil {
+					d.dupReported = make(map[*yaml.Node]bool)
+				}
+				d.dupReported[k] = true
+				where := fmt.Sprintf("line %d", first.Line)
+				if first.Line == k.Line {
+					where += fmt.Sprintf(", column %d", first.Column)
+				}
+				d.errorf(k, joinKey(path, k.Value), "duplicate key %q (first set at %s)", k.Value, where)
+			}
 			continue
 		}
 		seen[k.Value] = k
@@ -228,8 +267,12 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 	return explicit
 }
 
+// mergePairs reads the value of a merge key: a mapping or a list of
+// mappings. Problems with the value itself are reported at the merge key's
+// path (metadata["<<"]); entries are read as entries of the mapping at path.
 func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
-	v, leave, ok := d.enter(v, path)
+	mp := joinKey(path, "<<")
+	v, leave, ok := d.enter(v, mp)
 	defer leave()
 	if !ok {
 		return nil
@@ -240,8 +283,8 @@ func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
 	case yaml.SequenceNode:
 		var out []pair
 		seen := map[string]bool{}
-		for _, item := range v.Content {
-			for _, p := range d.mergePairs(item, path) {
+		for i, item := range v.Content {
+			for _, p := range d.mergeItem(item, path, fmt.Sprintf("%s[%d]", mp, i)) {
 				if !seen[p.key.Value] { // earlier maps in a merge list win
 					seen[p.key.Value] = true
 					out = append(out, p)
@@ -250,8 +293,22 @@ func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
 		}
 		return out
 	}
-	d.errorf(v, path, "the merge key << needs a mapping or a list of mappings, got %s", kindName(v))
+	d.errorf(v, mp, "the merge key << needs a mapping or a list of mappings, got %s", kindName(v))
 	return nil
+}
+
+// mergeItem reads one item of a merge list, which must be a mapping.
+func (d *decoder) mergeItem(item *yaml.Node, path, itemPath string) []pair {
+	v, leave, ok := d.enter(item, itemPath)
+	defer leave()
+	if !ok {
+		return nil
+	}
+	if v.Kind != yaml.MappingNode {
+		d.errorf(v, itemPath, "the merge key << needs a mapping or a list of mappings; this item is %s", kindName(v))
+		return nil
+	}
+	return d.pairs(v, path)
 }
 
 type fieldInfo struct {
@@ -283,7 +340,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := fieldsOf(v.Type())
-	for _, p := range d.pairs(n, path) {
+	ps := d.pairs(n, path)
+	for _, p := range ps {
 		key := p.key.Value
 		idx := -1
 		for _, f := range fields {
@@ -300,7 +358,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			msg := fmt.Sprintf("unknown field %q", key)
 			if s := suggest(key, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
-				d.failed[joinKey(path, s)] = true // "image is required" would only repeat this
+				if !hasKey(ps, s) {
+					d.failed[joinKey(path, s)] = true // "image is required" would only repeat this
+				}
 			} else {
 				msg += "; allowed: " + strings.Join(names, ", ")
 			}
@@ -309,6 +369,15 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.decode(p.value, v.Field(idx), joinKey(path, key))
 	}
+}
+
+func hasKey(ps []pair, key string) bool {
+	for _, p := range ps {
+		if p.key.Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeStringMap reads a map of strings to strings (labels, env, headers).
@@ -352,6 +421,11 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "expected a list, got %s", kindName(n))
 		return
 	}
+	if path == "steps" && len(n.Content) > d.maxSteps {
+		// Checked before decoding, so that a huge list costs no more work.
+		d.errorf(n, path, "job has %d steps; the limit is %d", len(n.Content), d.maxSteps)
+		return
+	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
@@ -385,6 +459,10 @@ func (dur *Duration) decodeNode(d *decoder, n *yaml.Node, path string) {
 	}
 	s, ok := d.scalarString(n, path)
 	if !ok {
+		return
+	}
+	if strings.TrimSpace(s) == "" {
+		d.errorf(n, path, "duration is empty; write a number with a unit such as 30s, 10m or 1h30m, or remove the field")
 		return
 	}
 	v, err := parseDuration(s)

@@ -82,7 +82,11 @@ func relativeSecretPath(p string) (string, error) {
 			return "", fmt.Errorf("file paths may not contain ..")
 		}
 	}
-	return path.Clean(p), nil
+	clean := path.Clean(p)
+	if clean == "." {
+		return "", fmt.Errorf("file needs a file below the secrets directory, not the directory itself")
+	}
+	return clean, nil
 }
 
 func parseVaultRef(ref *SecretRef, body string) error {
@@ -94,6 +98,9 @@ func parseVaultRef(ref *SecretRef, body string) error {
 	}
 	if !hasField || field == "" {
 		return fmt.Errorf("vault needs a field: secret://vault/MOUNT/PATH#FIELD")
+	}
+	if strings.ContainsAny(field, "#?/") {
+		return fmt.Errorf("vault field %q may not contain #, ? or /", field)
 	}
 	mount, p, _ := strings.Cut(body, "/")
 	if mount == "" || p == "" || strings.HasSuffix(p, "/") {
@@ -114,6 +121,9 @@ func parseVaultRef(ref *SecretRef, body string) error {
 			if k != "version" {
 				return fmt.Errorf("unknown option %q; only version=N is supported", k)
 			}
+		}
+		if len(q["version"]) != 1 {
+			return fmt.Errorf("give version once")
 		}
 		n, err := strconv.Atoi(q.Get("version"))
 		if err != nil || n < 1 {

@@ -1,26 +1,47 @@
 package schema
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// maxSuggestLen bounds the words suggest compares: no name in a manifest is
+// longer, and edit distance costs the product of the two lengths.
+const maxSuggestLen = 64
 
 // suggest returns the candidate closest to s when it is close enough to be a
 // likely typo (edit distance at most a third of the word, at least 1), or "".
+// Case differences alone always match. Among equally close candidates the
+// first wins.
 func suggest(s string, candidates []string) string {
-	best, bestDist := "", -1
+	n := utf8.RuneCountInString(s)
+	if n > maxSuggestLen {
+		return ""
+	}
 	ls := strings.ToLower(s)
+	limit := max(1, len(s)/3)
+	best, bestDist := "", limit+1
 	for _, c := range candidates {
-		if strings.ToLower(c) == ls {
+		lc := strings.ToLower(c)
+		if lc == ls {
 			return c
 		}
-		dist := levenshtein(ls, strings.ToLower(c))
-		if bestDist < 0 || dist < bestDist {
+		m := utf8.RuneCountInString(c)
+		if m > maxSuggestLen || abs(m-n) >= bestDist {
+			continue // the distance is at least the difference in length
+		}
+		if dist := levenshtein(ls, lc); dist < bestDist {
 			best, bestDist = c, dist
 		}
 	}
-	limit := max(1, len(s)/3)
-	if bestDist >= 0 && bestDist <= limit {
-		return best
+	return best
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
 	}
-	return ""
+	return x
 }
 
 func levenshtein(a, b string) int {

@@ -2,7 +2,6 @@ package schema
 
 import (
 	"fmt"
-	"net/textproto"
 	"net/url"
 	"regexp"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	_ "time/tzdata" // time zones must not depend on the host's zoneinfo
 
 	"github.com/robfig/cron/v3"
+	"golang.org/x/net/http/httpguts"
 )
 
 var (
@@ -23,6 +23,7 @@ var (
 )
 
 const (
+	minEvery      = time.Second
 	maxNameLength = 63
 	maxRetries    = 100
 )
@@ -37,22 +38,51 @@ var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 type validator struct {
 	doc    *Document
 	limits Limits
+	// suggestions left for edge targets: each compares the target with
+	// every step name, so a file full of bad targets must not cost that
+	// without bound.
+	edgeSuggestions int
 }
 
+const maxEdgeSuggestions = 20
+
+// has reports whether the field is set in the file; an explicit null reads
+// as absent.
 func (v *validator) has(path string) bool {
 	_, ok := v.doc.pos[path]
-	return ok
+	return ok && !v.doc.null[path]
+}
+
+// failed reports whether the decoder already reported the field or one of
+// its ancestors: a field whose value could not be read is left zero, and
+// checking that zero value would only report the same mistake again.
+func (v *validator) failed(path string) bool {
+	for {
+		if v.doc.failed[path] {
+			return true
+		}
+		if path == "" {
+			return false
+		}
+		path = parentPath(path)
+	}
 }
 
 func (v *validator) add(sev Severity, path, format string, args ...any) {
-	if v.doc.failed[path] {
+	if v.failed(path) {
 		return // the decoder already reported this field
+	}
+	if v.full() {
+		v.doc.dropped = true
+		return
 	}
 	p := v.doc.Pos(path)
 	v.doc.Diagnostics = append(v.doc.Diagnostics, Diagnostic{
 		File: v.doc.File, Line: p.Line, Column: p.Column, Path: path, Severity: sev, Message: fmt.Sprintf(format, args...),
 	})
 }
+
+func (v *validator) full() bool { return len(v.doc.Diagnostics) >= maxDiagnostics }
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.add(SeverityError, path, format, args...)
@@ -78,13 +108,17 @@ func (v *validator) validate(j *Job) {
 	v.metadata(&j.Metadata)
 	v.trigger(&j.Trigger)
 	for i := range j.Callbacks {
-		v.callback(fmt.Sprintf("callbacks[%d]", i), &j.Callbacks[i])
+		if p := fmt.Sprintf("callbacks[%d]", i); !v.failed(p) {
+			v.callback(p, &j.Callbacks[i])
+		}
 	}
 	v.steps(j)
 }
 
 func (v *validator) metadata(m *Metadata) {
 	switch {
+	case v.failed("metadata"):
+		return // not a mapping, or a misspelt key; already reported
 	case !v.has("metadata"):
 		v.errorf("metadata", "metadata is required, with at least an alias")
 		return
@@ -167,6 +201,9 @@ var (
 )
 
 func (v *validator) trigger(t *Trigger) {
+	if v.failed("trigger.type") {
+		return // the type is unknown, so is what its configuration may hold
+	}
 	typ := t.Type
 	if typ == "" {
 		typ = TriggerManual
@@ -180,9 +217,9 @@ func (v *validator) trigger(t *Trigger) {
 		p := "trigger.configuration." + f
 		if v.has(p) && !slices.Contains(allowed, f) {
 			if len(allowed) == 0 {
-				v.errorf(p, "a %s trigger takes no configuration; %s belongs to the %s trigger", typ, f, otherType(f))
+				v.errorf(p, "%s %s trigger takes no configuration; %s belongs to the %s trigger", capitalize(article(typ)), typ, f, otherType(f))
 			} else {
-				v.errorf(p, "%s is not a setting of a %s trigger (it belongs to the %s trigger); allowed: %s", f, typ, otherType(f), strings.Join(allowed, ", "))
+				v.errorf(p, "%s is not a setting of %s %s trigger (it belongs to the %s trigger); allowed: %s", f, article(typ), typ, otherType(f), strings.Join(allowed, ", "))
 			}
 		}
 	}
@@ -197,6 +234,12 @@ func (v *validator) trigger(t *Trigger) {
 		default:
 			if _, err := CronParser.Parse(c.Expression); err != nil {
 				v.errorf("trigger.configuration.expression", "cron expression %q does not parse: %v", c.Expression, err)
+			} else if every, ok := strings.CutPrefix(c.Expression, "@every "); ok {
+				// The cron library raises anything under a second to one
+				// second, so a typo such as @every 0s would run every second.
+				if d, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && d < minEvery {
+					v.errorf("trigger.configuration.expression", "@every %s is shorter than the minimum interval of %s", d, minEvery)
+				}
 			}
 		}
 		if v.has("trigger.configuration.timezone") {
@@ -229,6 +272,16 @@ func (v *validator) trigger(t *Trigger) {
 	}
 }
 
+// article is the indefinite article for a trigger type: "an http", "a cron".
+func article(typ string) string {
+	if typ == TriggerHTTP {
+		return "an"
+	}
+	return "a"
+}
+
+func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
+
 func otherType(field string) string {
 	if slices.Contains(cronFields, field) {
 		return TriggerCron
@@ -260,7 +313,7 @@ func (v *validator) callback(path string, c *Callback) {
 	}
 	for _, k := range sortedKeys(c.Headers) {
 		p := joinKey(path+".headers", k)
-		if k == "" || textproto.CanonicalMIMEHeaderKey(k) == "" || strings.ContainsAny(k, " :\t\r\n") {
+		if !httpguts.ValidHeaderFieldName(k) {
 			v.errorf(p, "%q is not a valid header name", k)
 		}
 		v.secretValue(p, c.Headers[k])
@@ -269,10 +322,15 @@ func (v *validator) callback(path string, c *Callback) {
 
 // secretValue checks a value that may be a secret reference.
 func (v *validator) secretValue(path, val string) {
-	if IsSecretRef(val) {
+	switch {
+	case IsSecretRef(val):
 		if _, err := ParseSecretRef(val); err != nil {
 			v.errorf(path, "%v", err)
 		}
+	case strings.Contains(val, SecretScheme):
+		// A reference is only resolved when it is the whole value; anything
+		// else would be sent as literal text.
+		v.warnf(path, "value contains %q but does not start with it, so it is not resolved and is used as written; a secret reference must be the whole value", SecretScheme)
 	}
 }
 
@@ -293,6 +351,9 @@ func (v *validator) steps(j *Job) {
 	names := make([]string, 0, len(j.Steps))
 	for i, s := range j.Steps {
 		p := fmt.Sprintf("steps[%d]", i)
+		if v.failed(p) {
+			continue // not a mapping; already reported
+		}
 		v.step(p, &j.Steps[i], &j.Metadata)
 		if s.Name == "" {
 			continue
@@ -320,26 +381,32 @@ func (v *validator) step(p string, s *Step, m *Metadata) {
 	if engine == "" {
 		engine = EngineDocker
 	}
-	if v.enum(p+".engine", "engine", engine, EngineDocker, EnginePodman, EngineKubernetes, EngineLocal) {
-		if engine == EngineLocal {
-			if s.Image != "" {
-				v.warnf(p+".image", "the local engine runs commands on the agent's host and ignores image")
-			}
-			if len(s.Command) == 0 {
-				v.errorf(p+".command", "a step on the local engine needs a command")
-			}
-		} else {
-			if s.Image == "" {
-				v.errorf(p+".image", "a step on the %s engine needs an image", engine)
-			} else if strings.ContainsAny(s.Image, " \t\n") {
-				v.errorf(p+".image", "image %q must not contain spaces", s.Image)
-			}
-			if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
-				v.errorf(p+".workdir", "workdir %q must be an absolute path inside the container", s.Workdir)
-			}
+	emptyCommand := v.has(p+".command") && len(s.Command) == 0
+	switch {
+	case v.failed(p + ".engine"):
+		// The engine could not be read; its requirements are unknown.
+	case !v.enum(p+".engine", "engine", engine, EngineDocker, EnginePodman, EngineKubernetes, EngineLocal):
+	case engine == EngineLocal:
+		if s.Image != "" {
+			v.warnf(p+".image", "the local engine runs commands on the agent's host and ignores image")
+		}
+		if emptyCommand {
+			v.errorf(p+".command", "command is empty; a step on the local engine needs a command")
+		} else if len(s.Command) == 0 {
+			v.errorf(p+".command", "a step on the local engine needs a command")
+		}
+		emptyCommand = false // reported
+	default:
+		if s.Image == "" {
+			v.errorf(p+".image", "a step on the %s engine needs an image", engine)
+		} else if strings.ContainsAny(s.Image, " \t\n") {
+			v.errorf(p+".image", "image %q must not contain spaces", s.Image)
+		}
+		if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
+			v.errorf(p+".workdir", "workdir %q must be an absolute path inside the container", s.Workdir)
 		}
 	}
-	if v.has(p+".command") && len(s.Command) == 0 {
+	if emptyCommand {
 		v.errorf(p+".command", "command is empty; remove it to run the image's default command")
 	}
 	for _, k := range sortedKeys(s.Env) {
@@ -397,8 +464,11 @@ func (v *validator) edges(j *Job, index map[string]int, names []string) {
 				return true
 			}
 			msg := fmt.Sprintf("no step is named %q", target)
-			if s := suggest(target, names); s != "" {
-				msg += fmt.Sprintf("; did you mean %q?", s)
+			if v.edgeSuggestions < maxEdgeSuggestions && !v.full() {
+				v.edgeSuggestions++
+				if s := suggest(target, names); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
 			}
 			v.errorf(path, "%s", msg)
 		}
@@ -407,6 +477,9 @@ func (v *validator) edges(j *Job, index map[string]int, names []string) {
 	for i, s := range j.Steps {
 		if len(s.Next) > 0 || len(s.DependsOn) > 0 {
 			hasEdges = true
+			// It is not isolated, even if an edge is wrong: that edge has
+			// its own error.
+			connected[s.Name] = true
 		}
 		if s.Name == "" || index[s.Name] != i {
 			continue
@@ -431,8 +504,12 @@ func (v *validator) edges(j *Job, index map[string]int, names []string) {
 		v.errorf(fmt.Sprintf("steps[%d]", index[cycle[0]]), "steps form a cycle: %s", strings.Join(cycle, " -> "))
 	}
 	for _, n := range names {
+		p := fmt.Sprintf("steps[%d]", index[n])
+		if v.failed(p+".next") || v.failed(p+".dependsOn") {
+			continue // its edges could not be read; that is reported
+		}
 		if !connected[n] {
-			v.warnf(fmt.Sprintf("steps[%d]", index[n]), "step %q has no next or dependsOn while other steps do, so it runs as an independent root", n)
+			v.warnf(p, "step %q has no next or dependsOn while other steps do, so it runs as an independent root", n)
 		}
 	}
 }

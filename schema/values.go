@@ -42,8 +42,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // JSONSchema describes a duration to editors.
 func (Duration) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{
-		Type:        "string",
-		Pattern:     `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`,
+		Type: "string",
+		// time.ParseDuration's grammar, less what the validator rejects
+		// anyway: a sign other than + and a bare 0 (durations are positive).
+		Pattern:     `^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`,
 		Description: "Go duration such as 30s, 10m or 1h30m",
 	}
 }
