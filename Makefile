@@ -54,5 +54,6 @@ schema:
 		|| { rm -f schema/job.v1.json.tmp; exit 1; }
 
 # Placeholder for running the agent with its embedded defaults.
+# The agent on the embedded default: SQLite in ./.caesium, API on 127.0.0.1:8080.
 run:
-	$(GO) run ./cmd/caesium job lint examples/
+	$(GO) run ./cmd/caesium-agent $(ARGS)
