@@ -254,8 +254,23 @@ ensure_docker() {
 	fi
 }
 
+# ensure_tools installs the programs the Git tests drive for real: git (servers and fixture
+# repositories), gpg with its agent (signed commits) and ssh-keygen (SSH-signed commits).
+ensure_tools() {
+	local missing=()
+	have git || missing+=(git)
+	{ have gpg && have gpg-agent && have gpgconf; } || missing+=(gnupg)
+	have ssh-keygen || missing+=(openssh-client)
+	((${#missing[@]} == 0)) && return 0
+	have apt-get || die "missing ${missing[*]} and no apt-get to install them"
+	log "installing ${missing[*]} with apt-get"
+	as_root apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
 PG_URL=
 DOCKER_OK=
+ensure_tools
 ensure_postgres
 ensure_docker
 

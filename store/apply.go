@@ -68,7 +68,8 @@ const (
 //
 // Errors: ErrConflict, naming the alias, when a row changed since the plan
 // read it or a create's alias is live (and not deleted in the same call);
-// ErrUnavailable; others (an invalid change) wrapped with context. On error
+// ErrUnavailable; ErrNotLeader when ctx carries a lease (WithLease) that no
+// longer leads; others (an invalid change) wrapped with context. On error
 // nothing was written.
 func (s *Store) ApplyChanges(ctx context.Context, changes []Change) ([]Job, error) {
 	if len(changes) == 0 {
@@ -84,6 +85,9 @@ func (s *Store) ApplyChanges(ctx context.Context, changes []Change) ([]Job, erro
 	now := s.timestamp()
 	var out []Job
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		out, err = s.applyTx(ctx, tx, ps, now)
 		return err

@@ -302,6 +302,7 @@ func (e *opError) Unwrap() []error { return e.errs }
 
 var sentinels = []error{
 	ErrAuth, ErrHostKey, ErrNotFound, ErrUnsafeURL, ErrConfig, ErrTooManyFiles,
+	ErrUnsigned, ErrUntrustedSignature,
 	context.Canceled, context.DeadlineExceeded,
 }
 
