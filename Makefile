@@ -54,6 +54,7 @@ schema:
 		|| { rm -f schema/job.v1.json.tmp; exit 1; }
 
 # Placeholder for running the agent with its embedded defaults.
-# The agent on the embedded default: SQLite in ./.caesium, API on 127.0.0.1:8080.
+# The agent on the embedded default: SQLite in ./.caesium, API on 127.0.0.1:8080, syncing the
+# committed examples/ of this repository.
 run:
-	$(GO) run ./cmd/caesium-agent $(ARGS)
+	$(GO) run ./cmd/caesium-agent --repo examples $(ARGS)

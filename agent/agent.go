@@ -7,46 +7,217 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caesium-io/caesium/api"
 	"github.com/caesium-io/caesium/config"
+	"github.com/caesium-io/caesium/providers/env"
+	"github.com/caesium-io/caesium/providers/file"
+	"github.com/caesium-io/caesium/providers/secrets"
+	"github.com/caesium-io/caesium/schema"
 	"github.com/caesium-io/caesium/store"
 )
 
-// Agent is one running caesium-agent.
-type Agent struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store *store.Store
-	api   *api.Server
-	ln    net.Listener
+// Option adjusts an agent.
+type Option func(*options)
+
+type options struct {
+	progress io.Writer
 }
 
-// New opens the store (running its migrations) and binds the HTTP listener,
-// so that configuration, database and address problems surface before Run.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Agent, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	st, err := store.Open(ctx, cfg.Database.URL, store.Options{DataDir: cfg.DataDir, Logger: log.WithGroup("store")})
+// WithProgress writes human progress lines of each sync (fetching, manifests
+// read, N of M jobs applied) to w: the agent passes its terminal.
+func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w } }
+
+// Agent is one running caesium-agent.
+type Agent struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   *store.Store
+	api     *api.Server
+	ln      net.Listener
+	sources []*Source
+	byID    map[string]*Source
+
+	mu     sync.Mutex
+	leader bool // this agent holds the reconciler lease
+}
+
+// New opens the store (running its migrations), builds the sources and
+// binds the HTTP listener, so that configuration, database and address
+// problems surface before Run.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Agent, error) {
+	a, err := open(ctx, cfg, log, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		_ = st.Close()
+		a.close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, ln: ln}
-	a.api = api.New(st, api.Config{Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: log.WithGroup("api")})
+	a.ln = ln
+	a.api = api.New(a.store, api.Config{Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: log.WithGroup("api"), Sources: a})
 	return a, nil
+}
+
+// open builds what both the daemon and --once need: the store, the secret
+// resolvers and the sources.
+func open(ctx context.Context, cfg config.Config, log *slog.Logger, opts []Option) (*Agent, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	resolver, err := newResolver(cfg.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, store.Options{DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log, store: st, byID: map[string]*Source{}}
+	for _, sc := range cfg.Sources {
+		src, err := NewSource(sc, cfg.DataDir, st, resolver, log.With("source_id", sc.ID))
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		src.progress = o.progress
+		a.sources = append(a.sources, src)
+		a.byID[sc.ID] = src
+	}
+	return a, nil
+}
+
+func newResolver(c config.Secrets) (*secrets.Router, error) {
+	backends := map[string]secrets.Backend{schema.SecretEnv: env.New(os.LookupEnv)}
+	if c.FileDir != "" {
+		f, err := file.New(c.FileDir)
+		if err != nil {
+			return nil, fmt.Errorf("secrets.fileDir: %w", err)
+		}
+		backends[schema.SecretFile] = f
+	}
+	return secrets.New(backends, secrets.Options{CacheTTL: c.CacheTTL}), nil
+}
+
+func (a *Agent) close() {
+	for _, s := range a.sources {
+		_ = s.Close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+// Once syncs every source once and returns the results in source order;
+// with dryRun it plans and writes nothing. It is caesium-agent --once.
+func Once(ctx context.Context, cfg config.Config, log *slog.Logger, dryRun bool, opts ...Option) ([]*SyncResult, error) {
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("no sources: give --repo or a config file with sources")
+	}
+	a, err := open(ctx, cfg, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	results := make([]*SyncResult, 0, len(a.sources))
+	for _, s := range a.sources {
+		if err := s.load(ctx); err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.ID(), err)
+		}
+		results = append(results, s.Sync(ctx, dryRun))
+	}
+	return results, nil
+}
+
+// Sync queues a sync of one source (api.Sources).
+func (a *Agent) Sync(id string) error {
+	s, ok := a.byID[id]
+	if !ok {
+		return fmt.Errorf("%w: %q", api.ErrUnknownSource, id)
+	}
+	a.mu.Lock()
+	leader := a.leader
+	a.mu.Unlock()
+	if !leader {
+		return api.ErrNotLeader
+	}
+	s.Nudge()
+	return nil
+}
+
+// SourceIDs lists the configured sources (api.Sources).
+func (a *Agent) SourceIDs() []string {
+	ids := make([]string, len(a.sources))
+	for i, s := range a.sources {
+		ids[i] = s.ID()
+	}
+	return ids
+}
+
+// reconcile runs the sources while this agent holds the reconciler lease:
+// with several agents on one PostgreSQL only the leader writes; the others
+// serve the API and take over when the leader goes.
+func (a *Agent) reconcile(ctx context.Context) error {
+	if len(a.sources) == 0 {
+		return nil
+	}
+	host, _ := os.Hostname()
+	identity := fmt.Sprintf("%s:%d", host, os.Getpid())
+	for ctx.Err() == nil {
+		lease, err := a.store.Campaign(ctx, store.LeaderOptions{Name: "reconciler", Identity: identity})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("leader election", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		a.log.Info("leading: reconciling sources", "identity", identity, "token", lease.Token(), "sources", len(a.sources))
+		a.setLeader(true)
+		// Every apply under this context commits only while the lease is
+		// the newest: a leader that lost its lock without noticing yet
+		// cannot overwrite its successor's work.
+		lctx, cancel := context.WithCancel(store.WithLease(ctx, lease))
+		g, gctx := errgroup.WithContext(lctx)
+		for _, s := range a.sources {
+			g.Go(func() error { return s.Run(gctx) })
+		}
+		select {
+		case <-ctx.Done():
+		case <-lease.Done():
+			a.log.Warn("lost leadership: stopped reconciling")
+		}
+		cancel()
+		_ = g.Wait()
+		a.setLeader(false)
+		lease.Resign()
+	}
+	return nil
+}
+
+func (a *Agent) setLeader(v bool) {
+	a.mu.Lock()
+	a.leader = v
+	a.mu.Unlock()
 }
 
 // Addr is the address the HTTP server listens on.
@@ -65,6 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.reconcile(gctx) })
 	g.Go(func() error {
 		a.log.Info("serving", "addr", a.ln.Addr().String(), "database", a.store.Dialect())
 		if err := srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -82,6 +254,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	for _, s := range a.sources {
+		_ = s.Close()
+	}
 	if cerr := a.store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
 	}

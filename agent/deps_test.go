@@ -58,6 +58,22 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
+	// A provider never imports another provider: the agent wires them.
+	for pkg, imports := range direct {
+		if !strings.HasPrefix(pkg, "providers/") {
+			continue
+		}
+		own := strings.SplitN(pkg, "/", 3)[:2]
+		for _, imp := range imports {
+			rel, ok := strings.CutPrefix(imp, module+"/providers/")
+			if !ok {
+				continue
+			}
+			if other := strings.SplitN(rel, "/", 2)[0]; other != own[1] {
+				t.Errorf("%s imports %s: providers may not import each other", pkg, imp)
+			}
+		}
+	}
 	// Nothing imports upward (transitively).
 	forbidden := map[string][]string{
 		"schema":    {"store", "reconcile", "api", "agent", "config", "providers", "executor"},

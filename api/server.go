@@ -29,6 +29,8 @@ type Store interface {
 	GetJob(ctx context.Context, alias string) (store.Job, error)
 	PurgeDeleted(ctx context.Context, before time.Time) (int, error)
 	ListApplies(ctx context.Context, sourceID string, limit int) ([]store.ApplyRecord, error)
+	ListSources(ctx context.Context) ([]store.Source, error)
+	GetSource(ctx context.Context, id string) (store.Source, error)
 	Ping(ctx context.Context) error
 }
 
@@ -44,6 +46,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Sources triggers source syncs; nil when the agent has none.
+	Sources Sources
 }
 
 // Server holds the API's routes on a gin engine that other components
@@ -92,6 +96,9 @@ func New(st Store, cfg Config) *Server {
 	v1.DELETE("/jobs/:alias", s.deleteJob)
 	v1.POST("/jobs/gc", s.gc)
 	v1.GET("/applies", s.listApplies)
+	v1.GET("/sources", s.listSources)
+	v1.GET("/sources/:id", s.getSource)
+	v1.POST("/sources/:id/sync", s.syncSource)
 	return s
 }
 

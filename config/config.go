@@ -29,6 +29,10 @@ type Config struct {
 	HTTP     HTTP     `mapstructure:"http"`
 	DataDir  string   `mapstructure:"dataDir"`
 	Log      Log      `mapstructure:"log"`
+	Secrets  Secrets  `mapstructure:"secrets"`
+	// Sources are the Git repositories to sync. They come from the file;
+	// --repo adds one more without a file.
+	Sources []Source `mapstructure:"sources"`
 }
 
 // Database says where the store lives.
@@ -96,6 +100,7 @@ func BindFlags(fs *pflag.FlagSet) {
 	fs.String("data-dir", d.DataDir, "directory for the embedded database and Git working copies")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn, error")
 	fs.String("log-format", d.Log.Format, "log format: auto, text, json")
+	bindSourceFlags(fs)
 }
 
 // Load builds the configuration from defaults, the file named by --config
@@ -134,12 +139,22 @@ func Load(fs *pflag.FlagSet, env []string) (Config, error) {
 			v.Set(key, f.Value.String())
 		}
 	})
+	adHoc, err := adHocSource(fs)
+	if err != nil {
+		return Config{}, err
+	}
 	var cfg Config
 	if err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	}); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if adHoc != nil {
+		cfg.Sources = append(cfg.Sources, *adHoc)
+	}
+	for i := range cfg.Sources {
+		cfg.Sources[i] = cfg.Sources[i].withDefaults()
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -212,6 +227,9 @@ func allKeys(t reflect.Type, prefix string) []string {
 			keys = append(keys, allKeys(f.Type, key)...)
 			continue
 		}
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			continue // lists of sources come from the file, not the environment
+		}
 		keys = append(keys, key)
 	}
 	return keys
@@ -240,9 +258,22 @@ func checkKeys(settings map[string]any, t reflect.Type, prefix string) error {
 			errs = append(errs, fmt.Errorf("unknown key %q; known keys here: %s", prefix+k, strings.Join(names, ", ")))
 			continue
 		}
+		name := f.Tag.Get("mapstructure")
 		if sub, isMap := settings[k].(map[string]any); isMap && f.Type.Kind() == reflect.Struct {
-			if err := checkKeys(sub, f.Type, prefix+f.Tag.Get("mapstructure")+"."); err != nil {
+			if err := checkKeys(sub, f.Type, prefix+name+"."); err != nil {
 				errs = append(errs, err)
+			}
+		}
+		if list, isList := settings[k].([]any); isList && f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			for i, item := range list {
+				sub, isMap := item.(map[string]any)
+				if !isMap {
+					errs = append(errs, fmt.Errorf("%s%s[%d] must be a mapping", prefix, name, i))
+					continue
+				}
+				if err := checkKeys(sub, f.Type.Elem(), fmt.Sprintf("%s%s[%d].", prefix, name, i)); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 	}
@@ -271,6 +302,20 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
+	}
+	ids := map[string]int{}
+	for i, src := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if src.ID != "" {
+			key = fmt.Sprintf("sources[%d] (%s)", i, src.ID)
+		}
+		if err := src.validate(key); err != nil {
+			errs = append(errs, err)
+		}
+		if first, dup := ids[src.ID]; dup {
+			errs = append(errs, fmt.Errorf("%s.id: %q is already used by sources[%d]", key, src.ID, first))
+		}
+		ids[src.ID] = i
 	}
 	if !slices.Contains([]string{"auto", "text", "json"}, c.Log.Format) {
 		errs = append(errs, fmt.Errorf("log.format %q must be auto, text or json", c.Log.Format))

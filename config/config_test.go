@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -52,10 +53,10 @@ func TestDefaults(t *testing.T) {
 		DataDir: ".caesium",
 		Log:     config.Log{Level: "info", Format: "auto"},
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v\nwant %+v", got, want)
 	}
-	if d := config.Default(); d != want {
+	if d := config.Default(); !reflect.DeepEqual(d, want) {
 		t.Errorf("Default() = %+v\nwant %+v", d, want)
 	}
 	d := config.Default()
@@ -192,7 +193,7 @@ log:
 			}
 			want := config.Default()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Load() = %+v\nwant     %+v", got, want)
 			}
 		})

@@ -30,6 +30,9 @@ type ApplyOptions struct {
 	// batch that fails is retried job by job, so the outcome is that of one
 	// transaction per job at a fraction of the commits. Default 500.
 	BatchSize int
+	// Progress, when set, is called after each batch with the number of
+	// writing changes done so far and their total.
+	Progress func(done, total int)
 	// Actor and Revision go to the apply history.
 	Actor    string
 	Revision string
@@ -94,7 +97,11 @@ func Apply(ctx context.Context, st Store, cs *Changeset, opts ApplyOptions) (*Re
 		fatal = applyGroup(ctx, st, rep, pending, false)
 	} else {
 		for start := 0; start < len(pending) && fatal == nil; start += opts.BatchSize {
-			fatal = applyGroup(ctx, st, rep, pending[start:min(start+opts.BatchSize, len(pending))], true)
+			end := min(start+opts.BatchSize, len(pending))
+			fatal = applyGroup(ctx, st, rep, pending[start:end], true)
+			if opts.Progress != nil {
+				opts.Progress(end, len(pending))
+			}
 		}
 	}
 	if fatal != nil {

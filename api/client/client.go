@@ -210,3 +210,22 @@ func (c *Client) ListApplies(ctx context.Context, source string, limit int) ([]s
 	err := c.do(ctx, http.MethodGet, "/v1/applies", q, nil, &out)
 	return out.Applies, err
 }
+
+// ListSources lists the agent's sources with their sync status.
+func (c *Client) ListSources(ctx context.Context) ([]store.Source, error) {
+	var out api.SourceList
+	err := c.do(ctx, http.MethodGet, "/v1/sources", nil, nil, &out)
+	return out.Sources, err
+}
+
+// GetSource reads one source and its sync status.
+func (c *Client) GetSource(ctx context.Context, id string) (store.Source, error) {
+	var out store.Source
+	err := c.do(ctx, http.MethodGet, "/v1/sources/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// SyncSource asks the agent to sync a source now.
+func (c *Client) SyncSource(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/v1/sources/"+url.PathEscape(id)+"/sync", nil, nil, nil)
+}

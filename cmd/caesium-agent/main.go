@@ -48,6 +48,10 @@ func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	var (
+		once, dryRun, detailed bool
+		output                 string
+	)
 	cmd := &cobra.Command{
 		Use:           "caesium-agent",
 		Short:         "Caesium's agent: syncs job definitions into the store and serves the API",
@@ -61,7 +65,23 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 				return err
 			}
 			log := newLogger(cfg.Log, stderr)
-			a, err := agent.New(ctx, cfg, log)
+			if output != "text" && output != "json" && output != "markdown" {
+				return fmt.Errorf("--output must be text, json or markdown, not %q", output)
+			}
+			if (dryRun || detailed) && !once {
+				return errors.New("--dry-run and --detailed-exitcode go with --once")
+			}
+			if once {
+				results, err := agent.Once(ctx, cfg, log, dryRun, progressOption(stderr)...)
+				if err != nil {
+					return err
+				}
+				if err := writeResults(stdout, output, results); err != nil {
+					return err
+				}
+				return onceExit(results, detailed)
+			}
+			a, err := agent.New(ctx, cfg, log, progressOption(stderr)...)
 			if err != nil {
 				return err
 			}
@@ -70,6 +90,11 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 		},
 	}
 	config.BindFlags(cmd.Flags())
+	fl := cmd.Flags()
+	fl.BoolVar(&once, "once", false, "reconcile every source once, print the result and exit: 0 all applied, 1 any failure")
+	fl.BoolVar(&dryRun, "dry-run", false, "with --once: plan and print, write nothing")
+	fl.BoolVar(&detailed, "detailed-exitcode", false, "with --once: exit 0 no changes, 2 changes (pending with --dry-run), 1 error")
+	fl.StringVarP(&output, "output", "o", "text", "with --once: text, json, or markdown (a pull-request comment)")
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -92,6 +117,15 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// progressOption shows sync progress when stderr is a terminal; logs and
+// CI output stay free of it.
+func progressOption(w io.Writer) []agent.Option {
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return []agent.Option{agent.WithProgress(w)}
+	}
+	return nil
 }
 
 func isTerminal(f *os.File) bool {

@@ -218,11 +218,11 @@ func collapse(s string) string { return blanks.ReplaceAllString(s, " ") }
 
 var aliasLine = regexp.MustCompile(`(?m)^  alias: (\S+)$`)
 
-// writeSource makes dir hold exactly the manifests, one file per alias, as
+// writeManifestDir makes dir hold exactly the manifests, one file per alias, as
 // a checkout of a source would from one revision to the next: a job keeps
 // its path, so only what the manifests change shows. No manifests leave
 // one file without jobs.
-func writeSource(t *testing.T, dir string, ms ...string) string {
+func writeManifestDir(t *testing.T, dir string, ms ...string) string {
 	t.Helper()
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -632,7 +632,7 @@ func TestJobApplyPrune(t *testing.T) {
 				// One directory per source, rewritten by each apply.
 				root := t.TempDir()
 				for _, s := range tt.seeds {
-					args := []string{"job", "apply", "-f", writeSource(t, filepath.Join(root, s.source+"manual"), s.manifests...)}
+					args := []string{"job", "apply", "-f", writeManifestDir(t, filepath.Join(root, s.source+"manual"), s.manifests...)}
 					if s.source != "" {
 						args = append(args, "--source-id", s.source)
 					}
@@ -642,7 +642,7 @@ func TestJobApplyPrune(t *testing.T) {
 				if i := slices.Index(tt.args, "--source-id"); i >= 0 {
 					source = tt.args[i+1]
 				}
-				path := writeSource(t, filepath.Join(root, source+"manual"), tt.manifests...)
+				path := writeManifestDir(t, filepath.Join(root, source+"manual"), tt.manifests...)
 				cmd := "apply"
 				if tt.diff {
 					cmd = "diff"
