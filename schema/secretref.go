@@ -137,3 +137,33 @@ func parseVaultRef(ref *SecretRef, body string) error {
 func cutAfter(s, sep string) (before, after string, found bool) {
 	return strings.Cut(s, sep)
 }
+
+// SecretUse is one place in a job that holds a secret reference.
+type SecretUse struct {
+	Path string // field path, such as steps[1].env.DB_PASSWORD
+	Ref  string // the reference as written
+}
+
+// SecretRefs lists every secret reference in the job, in field order:
+// the http trigger's secret, callback header values and step env values.
+func (j *Job) SecretRefs() []SecretUse {
+	var out []SecretUse
+	if IsSecretRef(j.Trigger.Configuration.Secret) {
+		out = append(out, SecretUse{Path: "trigger.configuration.secret", Ref: j.Trigger.Configuration.Secret})
+	}
+	for i, c := range j.Callbacks {
+		for _, k := range sortedKeys(c.Headers) {
+			if v := c.Headers[k]; IsSecretRef(v) {
+				out = append(out, SecretUse{Path: joinKey(fmt.Sprintf("callbacks[%d].headers", i), k), Ref: v})
+			}
+		}
+	}
+	for i, s := range j.Steps {
+		for _, k := range sortedKeys(s.Env) {
+			if v := s.Env[k]; IsSecretRef(v) {
+				out = append(out, SecretUse{Path: joinKey(fmt.Sprintf("steps[%d].env", i), k), Ref: v})
+			}
+		}
+	}
+	return out
+}

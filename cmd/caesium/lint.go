@@ -19,8 +19,12 @@ import (
 // stdinName names standard input in diagnostics.
 const stdinName = "<stdin>"
 
-func newLintCmd() *cobra.Command {
-	var format string
+func newLintCmd(getenv func(string) string) *cobra.Command {
+	var (
+		format       string
+		checkSecrets bool
+		secretsDir   string
+	)
 	cmd := &cobra.Command{
 		Use:   "lint [PATH...|-]",
 		Short: "Check job manifests for errors",
@@ -48,6 +52,14 @@ otherwise.`,
 			if err != nil {
 				return err
 			}
+			if checkSecrets {
+				r, err := newSecretResolver(getenv, secretsDir)
+				if err != nil {
+					return err
+				}
+				res.diags = append(res.diags, checkSecretRefs(cmd.Context(), r, res.docs)...)
+				schema.SortDiagnostics(res.diags)
+			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
 				err = writeJSON(out, res.diags)
@@ -64,6 +76,8 @@ otherwise.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&checkSecrets, "check-secrets", false, "resolve every secret:// reference and report the ones that cannot be resolved (values are never printed)")
+	cmd.Flags().StringVar(&secretsDir, "secrets-dir", getenv("CAESIUM_SECRETS_FILE_DIR"), "directory secret://file/PATH reads below (env CAESIUM_SECRETS_FILE_DIR)")
 	return cmd
 }
 
@@ -72,6 +86,7 @@ type lintResult struct {
 	files int
 	jobs  int
 	diags []schema.Diagnostic // sorted
+	docs  []*schema.Document
 }
 
 // input is one manifest to read: a file, or standard input when path is "".
@@ -112,7 +127,7 @@ func lint(ctx context.Context, paths []string, stdin io.Reader, limits schema.Li
 	}
 	diags = append(diags, schema.CheckSet(docs)...)
 	schema.SortDiagnostics(diags)
-	return lintResult{files: len(inputs), jobs: len(docs), diags: diags}, nil
+	return lintResult{files: len(inputs), jobs: len(docs), diags: diags, docs: docs}, nil
 }
 
 // readInput reads an input whole, or fails with a *sizeError when it is

@@ -84,6 +84,6 @@ func newJobCmd(getenv func(string) string) *cobra.Command {
 		},
 	}
 	sf := addServerFlags(job, getenv)
-	job.AddCommand(newLintCmd(), newJobApplyCmd(sf), newJobDiffCmd(sf), newJobGetCmd(sf), newJobDeleteCmd(sf), newJobGCCmd(sf))
+	job.AddCommand(newLintCmd(getenv), newJobApplyCmd(sf), newJobDiffCmd(sf), newJobGetCmd(sf), newJobDeleteCmd(sf), newJobGCCmd(sf))
 	return job
 }
