@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS webhook_replays;
+DROP TABLE IF EXISTS webhook_deliveries;
