@@ -30,6 +30,7 @@ type Store interface {
 	PurgeDeleted(ctx context.Context, before time.Time) (int, error)
 	ListApplies(ctx context.Context, sourceID string, limit int) ([]store.ApplyRecord, error)
 	ListSources(ctx context.Context) ([]store.Source, error)
+	ListDeliveries(ctx context.Context, limit int) ([]store.Delivery, error)
 	GetSource(ctx context.Context, id string) (store.Source, error)
 	Ping(ctx context.Context) error
 }
@@ -48,6 +49,8 @@ type Config struct {
 	Now func() time.Time
 	// Sources triggers source syncs; nil when the agent has none.
 	Sources Sources
+	// Metrics, when set, is served on GET /metrics.
+	Metrics http.Handler
 }
 
 // Server holds the API's routes on a gin engine that other components
@@ -86,6 +89,9 @@ func New(st Store, cfg Config) *Server {
 	e.NoMethod(func(c *gin.Context) { abort(c, http.StatusMethodNotAllowed, "method not allowed", nil) })
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics))
+	}
 
 	v1 := e.Group("/v1", s.auth)
 	v1.POST("/jobdefs/lint", s.lint)
@@ -96,6 +102,7 @@ func New(st Store, cfg Config) *Server {
 	v1.DELETE("/jobs/:alias", s.deleteJob)
 	v1.POST("/jobs/gc", s.gc)
 	v1.GET("/applies", s.listApplies)
+	v1.GET("/webhooks/deliveries", s.listDeliveries)
 	v1.GET("/sources", s.listSources)
 	v1.GET("/sources/:id", s.getSource)
 	v1.POST("/sources/:id/sync", s.syncSource)
@@ -107,6 +114,40 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Engine returns the gin engine, for other components to mount routes on.
 func (s *Server) Engine() *gin.Engine { return s.engine }
+
+// Mount serves h for method and path (gin syntax: /v1/webhooks/:provider)
+// on the shared server, outside the bearer-token group: such routes
+// authenticate their requests themselves (webhooks by signature). The path
+// parameters are passed to h as request path values (r.PathValue).
+func (s *Server) Mount(method, path string, h http.Handler) {
+	s.engine.Handle(method, path, func(c *gin.Context) {
+		for _, p := range c.Params {
+			c.Request.SetPathValue(p.Key, p.Value)
+		}
+		h.ServeHTTP(c.Writer, c.Request)
+	})
+}
+
+func (s *Server) listDeliveries(c *gin.Context) {
+	limit := 100
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxDeliveries {
+			abort(c, http.StatusBadRequest, fmt.Sprintf("limit must be between 1 and %d", store.MaxDeliveries), nil)
+			return
+		}
+		limit = n
+	}
+	ds, err := s.store.ListDeliveries(c.Request.Context(), limit)
+	if err != nil {
+		storeError(c, err)
+		return
+	}
+	if ds == nil {
+		ds = []store.Delivery{}
+	}
+	c.JSON(http.StatusOK, DeliveryList{Deliveries: ds})
+}
 
 func (s *Server) recoverJSON(c *gin.Context) {
 	defer func() {

@@ -63,3 +63,8 @@ type GCResponse struct {
 type ApplyHistory struct {
 	Applies []store.ApplyRecord `json:"applies"`
 }
+
+// DeliveryList is the answer of GET /v1/webhooks/deliveries.
+type DeliveryList struct {
+	Deliveries []store.Delivery `json:"deliveries"`
+}

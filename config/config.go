@@ -30,6 +30,7 @@ type Config struct {
 	DataDir  string   `mapstructure:"dataDir"`
 	Log      Log      `mapstructure:"log"`
 	Secrets  Secrets  `mapstructure:"secrets"`
+	Webhooks Webhooks `mapstructure:"webhooks"`
 	// Sources are the Git repositories to sync. They come from the file;
 	// --repo adds one more without a file.
 	Sources []Source `mapstructure:"sources"`
@@ -73,8 +74,9 @@ func Default() Config {
 			WriteTimeout:      5 * time.Minute,
 			MaxBodyBytes:      64 << 20,
 		},
-		DataDir: ".caesium",
-		Log:     Log{Level: "info", Format: "auto"},
+		DataDir:  ".caesium",
+		Log:      Log{Level: "info", Format: "auto"},
+		Webhooks: Webhooks{MaxBodyBytes: 1 << 20, QueueSize: 256, ReplayWindow: 24 * time.Hour},
 	}
 }
 
@@ -195,13 +197,23 @@ func parseEnv(env []string) map[string]string {
 
 func setDefaults(v *viper.Viper, d Config) {
 	for _, key := range allKeys(reflect.TypeOf(d), "") {
-		v.SetDefault(key, lookup(d, key))
+		if val, ok := lookup(d, key); ok {
+			v.SetDefault(key, val)
+		}
 	}
 }
 
-func lookup(c Config, key string) any {
+// lookup returns the value at key, or false when a pointer on the way is
+// nil (an optional section that is off by default).
+func lookup(c Config, key string) (any, bool) {
 	val := reflect.ValueOf(c)
 	for _, part := range strings.Split(key, ".") {
+		if val.Kind() == reflect.Pointer {
+			if val.IsNil() {
+				return nil, false
+			}
+			val = val.Elem()
+		}
 		t := val.Type()
 		for i := range t.NumField() {
 			if t.Field(i).Tag.Get("mapstructure") == part {
@@ -210,7 +222,7 @@ func lookup(c Config, key string) any {
 			}
 		}
 	}
-	return val.Interface()
+	return val.Interface(), true
 }
 
 // allKeys lists the dotted keys of the struct's leaf fields.
@@ -225,6 +237,10 @@ func allKeys(t reflect.Type, prefix string) []string {
 		}
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
 			keys = append(keys, allKeys(f.Type, key)...)
+			continue
+		}
+		if f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct {
+			keys = append(keys, allKeys(f.Type.Elem(), key)...)
 			continue
 		}
 		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
@@ -259,8 +275,12 @@ func checkKeys(settings map[string]any, t reflect.Type, prefix string) error {
 			continue
 		}
 		name := f.Tag.Get("mapstructure")
-		if sub, isMap := settings[k].(map[string]any); isMap && f.Type.Kind() == reflect.Struct {
-			if err := checkKeys(sub, f.Type, prefix+name+"."); err != nil {
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if sub, isMap := settings[k].(map[string]any); isMap && ft.Kind() == reflect.Struct {
+			if err := checkKeys(sub, ft, prefix+name+"."); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -302,6 +322,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
+	}
+	if err := c.Webhooks.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	ids := map[string]int{}
 	for i, src := range c.Sources {

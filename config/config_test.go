@@ -50,8 +50,9 @@ func TestDefaults(t *testing.T) {
 			WriteTimeout:      5 * time.Minute,
 			MaxBodyBytes:      64 << 20,
 		},
-		DataDir: ".caesium",
-		Log:     config.Log{Level: "info", Format: "auto"},
+		DataDir:  ".caesium",
+		Log:      config.Log{Level: "info", Format: "auto"},
+		Webhooks: config.Webhooks{MaxBodyBytes: 1 << 20, QueueSize: 256, ReplayWindow: 24 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v\nwant %+v", got, want)

@@ -229,3 +229,10 @@ func (c *Client) GetSource(ctx context.Context, id string) (store.Source, error)
 func (c *Client) SyncSource(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodPost, "/v1/sources/"+url.PathEscape(id)+"/sync", nil, nil, nil)
 }
+
+// ListDeliveries reads the newest webhook deliveries.
+func (c *Client) ListDeliveries(ctx context.Context, limit int) ([]store.Delivery, error) {
+	var out api.DeliveryList
+	err := c.do(ctx, http.MethodGet, "/v1/webhooks/deliveries", url.Values{"limit": {fmt.Sprint(limit)}}, nil, &out)
+	return out.Deliveries, err
+}

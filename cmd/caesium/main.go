@@ -70,7 +70,7 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
-	root.AddCommand(newSchemaCmd(), newVersionCmd(), newJobCmd(getenv), newSourceCmd(getenv))
+	root.AddCommand(newSchemaCmd(), newVersionCmd(), newJobCmd(getenv), newSourceCmd(getenv), newWebhookCmd(getenv))
 	return root
 }
 
