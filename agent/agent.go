@@ -159,6 +159,14 @@ func (a *Agent) Sync(id string) error {
 	return nil
 }
 
+// IsLeader reports whether this agent holds the reconciler lease
+// (api.Sources).
+func (a *Agent) IsLeader() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.leader
+}
+
 // SourceIDs lists the configured sources (api.Sources).
 func (a *Agent) SourceIDs() []string {
 	ids := make([]string, len(a.sources))

@@ -176,9 +176,16 @@ func (s *Server) auth(c *gin.Context) {
 	}
 }
 
+// ready answers 200 when the database answers. With ?role=leader it also
+// requires this agent to lead, so a load balancer can send webhooks to the
+// agent that syncs.
 func (s *Server) ready(c *gin.Context) {
 	if err := s.store.Ping(c.Request.Context()); err != nil {
 		abort(c, http.StatusServiceUnavailable, "database unavailable", nil)
+		return
+	}
+	if c.Query("role") == "leader" && (s.cfg.Sources == nil || !s.cfg.Sources.IsLeader()) {
+		abort(c, http.StatusServiceUnavailable, "this agent is not the leader", nil)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

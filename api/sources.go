@@ -24,6 +24,8 @@ type Sources interface {
 	Sync(id string) error
 	// SourceIDs lists the configured sources.
 	SourceIDs() []string
+	// IsLeader reports whether this agent holds the reconciler lease.
+	IsLeader() bool
 }
 
 // SourceList is the answer of GET /v1/sources.
