@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/caesium-io/caesium/api"
@@ -39,13 +42,14 @@ func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w
 
 // Agent is one running caesium-agent.
 type Agent struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   *store.Store
-	api     *api.Server
-	ln      net.Listener
-	sources []*Source
-	byID    map[string]*Source
+	cfg      config.Config
+	log      *slog.Logger
+	store    *store.Store
+	api      *api.Server
+	ln       net.Listener
+	sources  []*Source
+	byID     map[string]*Source
+	resolver *secrets.Router
 
 	mu     sync.Mutex
 	leader bool // this agent holds the reconciler lease
@@ -65,7 +69,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 	}
 	a.ln = ln
-	a.api = api.New(a.store, api.Config{Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: log.WithGroup("api"), Sources: a})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.api = api.New(a.store, api.Config{
+		Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: log.WithGroup("api"), Sources: a,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
+	hooks, err := newWebhooks(cfg.Webhooks, a.resolver, a.store, a, reg, log.WithGroup("webhooks"))
+	if err == nil {
+		err = hooks.check(ctx)
+	}
+	if err != nil {
+		a.close()
+		_ = ln.Close()
+		return nil, err
+	}
+	a.api.Mount(http.MethodPost, "/v1/webhooks/:provider", hooks)
 	return a, nil
 }
 
@@ -87,7 +106,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, opts []Optio
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, byID: map[string]*Source{}}
+	a := &Agent{cfg: cfg, log: log, store: st, resolver: resolver, byID: map[string]*Source{}}
 	for _, sc := range cfg.Sources {
 		src, err := NewSource(sc, cfg.DataDir, st, resolver, log.With("source_id", sc.ID))
 		if err != nil {
@@ -165,6 +184,31 @@ func (a *Agent) IsLeader() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.leader
+}
+
+// queue nudges the sources, unless more than size sources would then be
+// waiting for a sync. Pushes to a source that is already waiting coalesce
+// into its one pending sync.
+func (a *Agent) queue(srcs []*Source, size int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	waiting := 0
+	for _, s := range a.sources {
+		waiting += len(s.nudge)
+	}
+	added := 0
+	for _, s := range srcs {
+		if len(s.nudge) == 0 {
+			added++
+		}
+	}
+	if waiting+added > size {
+		return false
+	}
+	for _, s := range srcs {
+		s.Nudge()
+	}
+	return true
 }
 
 // SourceIDs lists the configured sources (api.Sources).

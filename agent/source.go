@@ -29,6 +29,7 @@ import (
 type Store interface {
 	reconcile.Store
 	ListJobs(ctx context.Context, opts store.ListOptions) ([]store.Job, error)
+	GetJob(ctx context.Context, alias string) (store.Job, error)
 	UpsertSource(ctx context.Context, src store.Source) error
 	GetSource(ctx context.Context, id string) (store.Source, error)
 }
@@ -88,30 +89,39 @@ type parsed struct {
 
 // Source keeps the store in step with one Git repository.
 type Source struct {
-	cfg     config.Source
-	repo    *git.Repo
-	store   Store
-	secrets git.Resolver
-	log     *slog.Logger
-	now     func() time.Time
-	limits  schema.Limits
-	nudge   chan struct{}
+	cfg  config.Source
+	repo *git.Repo
+	// repoName is the repository as provenance, status and logs show it:
+	// the URL without credentials, or a local path as configured.
+	repoName string
+	store    Store
+	secrets  git.Resolver
+	log      *slog.Logger
+	now      func() time.Time
+	limits   schema.Limits
+	nudge    chan struct{}
 	// progress, when set, receives human progress lines (a terminal).
 	progress io.Writer
 
 	// mu serialises syncs of this source and guards what follows.
-	mu          sync.Mutex
-	record      bool // persist the next sync's outcome even if up to date
-	lastApplied string
-	status      store.SourceStatus
-	cache       map[string]parsed // by file path
-	parses      int               // files parsed rather than taken from cache, for tests
+	mu            sync.Mutex
+	lastApplied   string
+	lastAttempted string
+	status        store.SourceStatus
+	cache         map[string]parsed // by file path
+	parses        int               // files parsed rather than taken from cache, for tests
+	// specs keeps the spec and hash of each document of the last sync, so
+	// that an unchanged file costs no encoding either (provenance is set
+	// per sync).
+	specs map[*schema.Document]reconcile.Desired
 }
 
 // NewSource builds the syncer of one source. The repository is not
 // contacted until the first sync.
 func NewSource(cfg config.Source, dataDir string, st Store, secrets git.Resolver, log *slog.Logger) (*Source, error) {
+	local := ""
 	if fi, err := os.Stat(cfg.Repo); err == nil && fi.IsDir() {
+		local = cfg.Repo
 		// A local directory may be a subdirectory of a checkout (./jobs in
 		// CI): sync the enclosing repository, below that directory.
 		root, sub, err := git.LocateLocal(cfg.Repo)
@@ -119,6 +129,7 @@ func NewSource(cfg config.Source, dataDir string, st Store, secrets git.Resolver
 			return nil, fmt.Errorf("source %s: %w", cfg.ID, err)
 		}
 		cfg.Repo, cfg.Path = root, strings.Trim(path.Join(sub, cfg.Path), "/")
+		local = localName(root)
 	}
 	gcfg := git.Config{
 		URL: cfg.Repo, Ref: cfg.Ref, Path: cfg.Path, Globs: cfg.Globs,
@@ -142,17 +153,34 @@ func NewSource(cfg config.Source, dataDir string, st Store, secrets git.Resolver
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", cfg.ID, err)
 	}
+	name := repo.Redacted()
+	if local != "" {
+		name = local
+	}
 	return &Source{
-		cfg: cfg, repo: repo, store: st, secrets: secrets, log: log, now: time.Now,
+		cfg: cfg, repo: repo, repoName: name, store: st, secrets: secrets, log: log, now: time.Now,
 		limits: schema.DefaultLimits, nudge: make(chan struct{}, 1), cache: map[string]parsed{},
 	}, nil
+}
+
+// localName names a local repository for provenance: relative to the
+// working directory when it is at or below it ("." for a CI job run from
+// its checkout), so that a runner's changing checkout path does not rewrite
+// every job's provenance on each run; absolute otherwise.
+func localName(root string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, root); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return root
 }
 
 // ID is the source's id.
 func (s *Source) ID() string { return s.cfg.ID }
 
 // Redacted is the repository URL without credentials.
-func (s *Source) Redacted() string { return s.repo.Redacted() }
+func (s *Source) Redacted() string { return s.repoName }
 
 // Close releases the repository.
 func (s *Source) Close() error { return s.repo.Close() }
@@ -184,8 +212,9 @@ func (s *Source) load(ctx context.Context) error {
 	defer s.mu.Unlock()
 	// A changed path or ref means the applied commit says nothing about
 	// what the new configuration selects.
-	if src.Repo == s.repo.Redacted() && src.Ref == s.cfg.Ref && src.Path == s.cfg.Path {
+	if src.Repo == s.repoName && src.Ref == s.cfg.Ref && src.Path == s.cfg.Path {
 		s.lastApplied = src.LastAppliedCommit
+		s.lastAttempted = src.LastAttemptedCommit
 	}
 	s.status = st
 	return nil
@@ -253,7 +282,7 @@ func (s *Source) sync(ctx context.Context, dryRun, asked bool) *SyncResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := s.now()
-	res := &SyncResult{SourceID: s.cfg.ID, Repo: s.repo.Redacted(), Ref: s.cfg.Ref, DryRun: dryRun}
+	res := &SyncResult{SourceID: s.cfg.ID, Repo: s.repoName, Ref: s.cfg.Ref, DryRun: dryRun}
 	defer func() { res.Duration = s.now().Sub(start) }()
 
 	commit, err := s.repo.Head(ctx)
@@ -288,17 +317,22 @@ func (s *Source) sync(ctx context.Context, dryRun, asked bool) *SyncResult {
 			fmt.Errorf("%d invalid manifest problem(s) at %s; nothing applied (first: %s)", countErrors(diags), short(commit), firstError(diags)))
 	}
 	desired := make([]reconcile.Desired, 0, len(docs))
+	specs := make(map[*schema.Document]reconcile.Desired, len(docs))
 	for _, d := range docs {
-		des, err := reconcile.NewDesired(d.Job, store.Provenance{
-			SourceID: s.cfg.ID, Repo: s.repo.Redacted(), Ref: s.cfg.Ref, Commit: commit, Path: d.File,
-		})
-		if err != nil {
-			return s.fail(ctx, res, start, ReasonInvalidManifests, err)
+		des, ok := s.specs[d]
+		if !ok {
+			var err error
+			if des, err = reconcile.NewDesired(d.Job, store.Provenance{}); err != nil {
+				return s.fail(ctx, res, start, ReasonInvalidManifests, err)
+			}
 		}
+		specs[d] = des
+		des.Provenance = store.Provenance{SourceID: s.cfg.ID, Repo: s.repoName, Ref: s.cfg.Ref, Commit: commit, Path: d.File}
 		desired = append(desired, des)
 	}
+	s.specs = specs
 	res.Jobs = len(desired)
-	actual, err := s.store.ListJobs(ctx, store.ListOptions{})
+	actual, err := s.actual(ctx, desired)
 	if err != nil {
 		return s.fail(ctx, res, start, ReasonStoreUnavailable, err)
 	}
@@ -399,6 +433,47 @@ func (s *Source) parse(files []git.File) ([]*schema.Document, map[string]bool, [
 	}
 	schema.SortDiagnostics(diags)
 	return docs, bad, diags
+}
+
+// maxSpecReads is how many changed jobs have their stored spec read one by
+// one; past it, one listing with every spec is cheaper.
+const maxSpecReads = 100
+
+// actual lists the live jobs for the plan. The plan compares hashes, and
+// needs a stored spec only for the field diff of a job whose hash changed:
+// so the listing leaves specs out (most of a row's bytes) and the few
+// changed jobs are read whole.
+func (s *Source) actual(ctx context.Context, desired []reconcile.Desired) ([]store.Job, error) {
+	actual, err := s.store.ListJobs(ctx, store.ListOptions{OmitSpec: true})
+	if err != nil {
+		return nil, err
+	}
+	hashes := make(map[string]string, len(desired))
+	for _, d := range desired {
+		hashes[d.Job.Metadata.Alias] = d.Hash
+	}
+	var changed []int
+	for i, j := range actual {
+		if h, ok := hashes[j.Alias]; ok && h != j.Hash && j.DeletedAt == nil {
+			changed = append(changed, i)
+		}
+	}
+	if len(changed) > maxSpecReads {
+		return s.store.ListJobs(ctx, store.ListOptions{})
+	}
+	for _, i := range changed {
+		j, err := s.store.GetJob(ctx, actual[i].Alias)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile: the apply finds out
+		}
+		if err != nil {
+			return nil, err
+		}
+		if j.ID == actual[i].ID && j.Version == actual[i].Version {
+			actual[i].Spec = j.Spec
+		}
+	}
+	return actual, nil
 }
 
 // setAsideInvalid takes out of actual the source's live jobs whose manifest
@@ -503,7 +578,6 @@ func (s *Source) succeed(ctx context.Context, res *SyncResult, start time.Time) 
 	s.status.SetCondition(store.Condition{Type: store.ConditionStalled, Status: false, Reason: "Synced", LastTransitionTime: now})
 	s.status.SetCondition(store.Condition{Type: store.ConditionReady, Status: true, Reason: "Applied",
 		Message: fmt.Sprintf("applied %s", short(res.Commit)), LastTransitionTime: now})
-	s.record = false
 	s.status.AddRecord(record(res, start, now.Sub(start), "applied"))
 	s.save(ctx, res.Commit)
 	s.log.Info("synced", "commit", res.Commit, "files", res.Files, "jobs", res.Jobs,
@@ -518,6 +592,14 @@ func (s *Source) fail(ctx context.Context, res *SyncResult, start time.Time, rea
 		return res
 	}
 	now := s.now()
+	if ctx.Err() != nil {
+		// Cut short (the agent stopping, leadership lost): not a failure of
+		// the source, which must not show Stalled with "context canceled".
+		// Only the Reconciling set at the start is taken back.
+		s.status.SetCondition(store.Condition{Type: store.ConditionReconciling, Status: false, Reason: "Interrupted", LastTransitionTime: now})
+		s.save(ctx, res.Commit)
+		return res
+	}
 	s.status.LastAttemptAt, s.status.LastError = &start, res.Error
 	s.status.SetCondition(store.Condition{Type: store.ConditionReconciling, Status: false, Reason: "Idle", LastTransitionTime: now})
 	s.status.SetCondition(store.Condition{Type: store.ConditionStalled, Status: true, Reason: reason, Message: res.Error, LastTransitionTime: now})
@@ -543,13 +625,18 @@ func record(res *SyncResult, start time.Time, d time.Duration, result string) st
 // save writes the status. A store outage is logged, not fatal: the status
 // is written again with the next sync.
 func (s *Source) save(ctx context.Context, attempted string) {
+	// A failed ref listing knows no commit: keep showing the last one tried.
+	if attempted == "" {
+		attempted = s.lastAttempted
+	}
+	s.lastAttempted = attempted
 	b, err := json.Marshal(s.status)
 	if err != nil {
 		s.log.Error("encode source status", "err", err)
 		return
 	}
 	src := store.Source{
-		ID: s.cfg.ID, Repo: s.repo.Redacted(), Ref: s.cfg.Ref, Path: s.cfg.Path,
+		ID: s.cfg.ID, Repo: s.repoName, Ref: s.cfg.Ref, Path: s.cfg.Path,
 		LastAttemptedCommit: attempted, LastAppliedCommit: s.lastApplied, Status: b,
 	}
 	if err := s.store.UpsertSource(context.WithoutCancel(ctx), src); err != nil {

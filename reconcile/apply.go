@@ -159,7 +159,9 @@ func applyGroup(ctx context.Context, st Store, rep *Report, idx []int, isolate b
 		}
 		return nil
 	}
-	if errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+	// An unreachable store, or a lease lost to another agent, fails every
+	// job alike: retrying them one by one would only repeat the error.
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotLeader) || ctx.Err() != nil {
 		markFailed(rep, idx, err)
 		return err
 	}

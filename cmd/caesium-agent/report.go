@@ -144,7 +144,11 @@ func writeMarkdown(w io.Writer, results []*agent.SyncResult) error {
 			continue
 		}
 		s := r.Report.Summary
-		fmt.Fprintf(&b, "**%d to create, %d to update, %d to delete**, %d unchanged", s.Created, s.Updated, s.Deleted, s.Unchanged)
+		if r.DryRun {
+			fmt.Fprintf(&b, "**%d to create, %d to update, %d to delete**, %d unchanged", s.Created, s.Updated, s.Deleted, s.Unchanged)
+		} else {
+			fmt.Fprintf(&b, "**%d created, %d updated, %d deleted**, %d unchanged", s.Created, s.Updated, s.Deleted, s.Unchanged)
+		}
 		if s.Conflicts > 0 {
 			fmt.Fprintf(&b, ", :warning: %d conflicts", s.Conflicts)
 		}
