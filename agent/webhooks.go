@@ -145,7 +145,11 @@ func (h *webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d, err := webhook.HandleRequest(p, webhook.Config{Secret: secret, MaxBodyBytes: h.cfg.MaxBodyBytes}, r)
 	switch {
 	case errors.Is(err, webhook.ErrTooLarge):
-		answer(http.StatusRequestEntityTooLarge, webhookAnswer{Result: resultTooLarge, Reason: fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)})
+		limit := h.cfg.MaxBodyBytes
+		if limit <= 0 {
+			limit = webhook.DefaultMaxBodyBytes
+		}
+		answer(http.StatusRequestEntityTooLarge, webhookAnswer{Result: resultTooLarge, Reason: fmt.Sprintf("body larger than %d bytes", limit)})
 		return
 	case errors.Is(err, webhook.ErrUnauthorized):
 		h.log.Debug("webhook rejected", "provider", label, "err", err)
@@ -229,7 +233,13 @@ func (h *webhooks) match(pushes []webhook.Push) []*Source {
 	return out
 }
 
+// repoMatches compares a source's normalised repository with the URLs a
+// push names. A source that has no network URL (a local path normalises to
+// "") never matches: webhooks are for remote repositories.
 func repoMatches(normalized string, urls []string) bool {
+	if normalized == "" {
+		return false
+	}
 	for _, u := range urls {
 		if webhook.NormalizeRepoURL(u) == normalized {
 			return true

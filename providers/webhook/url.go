@@ -64,12 +64,12 @@ func NormalizeRepoURL(raw string) string {
 	if host == "ssh.github.com" {
 		host = "github.com"
 	}
+	if host == "github.com" {
+		path = asciiLower(path) // before cleaning, so that ".GIT" goes too
+	}
 	path = cleanRepoPath(path)
 	if path == "" {
 		return ""
-	}
-	if host == "github.com" {
-		path = asciiLower(path)
 	}
 	return host + "/" + path
 }
