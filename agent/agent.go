@@ -25,6 +25,7 @@ import (
 	"github.com/caesium-io/caesium/providers/env"
 	"github.com/caesium-io/caesium/providers/file"
 	"github.com/caesium-io/caesium/providers/secrets"
+	"github.com/caesium-io/caesium/providers/vault"
 	"github.com/caesium-io/caesium/schema"
 	"github.com/caesium-io/caesium/store"
 )
@@ -42,14 +43,15 @@ func WithProgress(w io.Writer) Option { return func(o *options) { o.progress = w
 
 // Agent is one running caesium-agent.
 type Agent struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    *store.Store
-	api      *api.Server
-	ln       net.Listener
-	sources  []*Source
-	byID     map[string]*Source
-	resolver *secrets.Router
+	cfg          config.Config
+	log          *slog.Logger
+	store        *store.Store
+	api          *api.Server
+	ln           net.Listener
+	sources      []*Source
+	byID         map[string]*Source
+	resolver     *secrets.Router
+	closeSecrets func()
 
 	mu     sync.Mutex
 	leader bool // this agent holds the reconciler lease
@@ -98,15 +100,16 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, opts []Optio
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	resolver, err := newResolver(cfg.Secrets)
+	resolver, closeSecrets, err := newResolver(ctx, cfg.Secrets, log.WithGroup("vault"))
 	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.Database.URL, store.Options{DataDir: cfg.DataDir, Logger: log})
 	if err != nil {
+		closeSecrets()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, resolver: resolver, byID: map[string]*Source{}}
+	a := &Agent{cfg: cfg, log: log, store: st, resolver: resolver, closeSecrets: closeSecrets, byID: map[string]*Source{}}
 	for _, sc := range cfg.Sources {
 		src, err := NewSource(sc, cfg.DataDir, st, resolver, log.With("source_id", sc.ID))
 		if err != nil {
@@ -120,21 +123,51 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, opts []Optio
 	return a, nil
 }
 
-func newResolver(c config.Secrets) (*secrets.Router, error) {
+// newResolver builds the secret backends: the environment always, files
+// below fileDir and Vault when configured. Vault is not contacted here: a
+// Vault outage fails only what needs Vault, later.
+func newResolver(ctx context.Context, c config.Secrets, log *slog.Logger) (*secrets.Router, func(), error) {
 	backends := map[string]secrets.Backend{schema.SecretEnv: env.New(os.LookupEnv)}
 	if c.FileDir != "" {
 		f, err := file.New(c.FileDir)
 		if err != nil {
-			return nil, fmt.Errorf("secrets.fileDir: %w", err)
+			return nil, nil, fmt.Errorf("secrets.fileDir: %w", err)
 		}
 		backends[schema.SecretFile] = f
 	}
-	return secrets.New(backends, secrets.Options{CacheTTL: c.CacheTTL}), nil
+	closeFn := func() {}
+	if v := c.Vault; v != nil {
+		vcfg := vault.Config{
+			Address: v.Address, Namespace: v.Namespace, CACert: v.CACert, Timeout: v.Timeout, MaxRetries: v.MaxRetries,
+			Auth: vault.AuthConfig{
+				Method: v.Auth.Method, MountPath: v.Auth.MountPath, TokenFile: v.Auth.TokenFile,
+				RoleID: v.Auth.RoleID, RoleIDFile: v.Auth.RoleIDFile, SecretIDFile: v.Auth.SecretIDFile, SecretIDEnv: v.Auth.SecretIDEnv,
+				WrappedSecretID: v.Auth.WrappedSecretID, Role: v.Auth.Role, ServiceAccountTokenPath: v.Auth.ServiceAccountTokenPath,
+			},
+		}
+		if v.Auth.TokenEnv != "" {
+			tok, ok := os.LookupEnv(v.Auth.TokenEnv)
+			if !ok || tok == "" {
+				return nil, nil, fmt.Errorf("secrets.vault.auth.tokenEnv: %s is not set", v.Auth.TokenEnv)
+			}
+			vcfg.Auth.Token = tok
+		}
+		vb, err := vault.New(ctx, vcfg, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("secrets.vault: %w", err)
+		}
+		backends[schema.SecretVault] = vb
+		closeFn = vb.Close
+	}
+	return secrets.New(backends, secrets.Options{CacheTTL: c.CacheTTL}), closeFn, nil
 }
 
 func (a *Agent) close() {
 	for _, s := range a.sources {
 		_ = s.Close()
+	}
+	if a.closeSecrets != nil {
+		a.closeSecrets()
 	}
 	if a.store != nil {
 		_ = a.store.Close()
@@ -308,6 +341,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	err := g.Wait()
 	for _, s := range a.sources {
 		_ = s.Close()
+	}
+	if a.closeSecrets != nil {
+		a.closeSecrets()
 	}
 	if cerr := a.store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))

@@ -86,6 +86,68 @@ type Secrets struct {
 	FileDir string `mapstructure:"fileDir"`
 	// CacheTTL keeps resolved values in memory this long; 0 disables it.
 	CacheTTL time.Duration `mapstructure:"cacheTTL"`
+	// Vault enables secret://vault/MOUNT/PATH#FIELD; nil leaves it off.
+	Vault *Vault `mapstructure:"vault"`
+}
+
+// Vault configures the Vault backend. Credentials are files or
+// environment variables, never values in this file.
+type Vault struct {
+	Address    string        `mapstructure:"address"`
+	Namespace  string        `mapstructure:"namespace"`
+	CACert     string        `mapstructure:"caCert"`
+	Timeout    time.Duration `mapstructure:"timeout"`
+	MaxRetries int           `mapstructure:"maxRetries"`
+	Auth       VaultAuth     `mapstructure:"auth"`
+}
+
+// VaultAuth says how the agent logs in to Vault.
+type VaultAuth struct {
+	// Method is token (default), approle or kubernetes.
+	Method    string `mapstructure:"method"`
+	MountPath string `mapstructure:"mountPath"`
+	// token
+	TokenFile string `mapstructure:"tokenFile"`
+	TokenEnv  string `mapstructure:"tokenEnv"`
+	// approle
+	RoleID          string `mapstructure:"roleId"`
+	RoleIDFile      string `mapstructure:"roleIdFile"`
+	SecretIDFile    string `mapstructure:"secretIdFile"`
+	SecretIDEnv     string `mapstructure:"secretIdEnv"`
+	WrappedSecretID bool   `mapstructure:"wrappedSecretId"`
+	// kubernetes
+	Role                    string `mapstructure:"role"`
+	ServiceAccountTokenPath string `mapstructure:"serviceAccountTokenPath"`
+}
+
+func (v *Vault) validate() error {
+	if v == nil {
+		return nil
+	}
+	var errs []error
+	if v.Address == "" {
+		errs = append(errs, errors.New("secrets.vault.address is required"))
+	}
+	switch v.Auth.Method {
+	case "", "token":
+		if v.Auth.TokenFile == "" && v.Auth.TokenEnv == "" {
+			errs = append(errs, errors.New("secrets.vault.auth: token auth needs tokenFile or tokenEnv"))
+		}
+	case "approle":
+		if v.Auth.RoleID == "" && v.Auth.RoleIDFile == "" {
+			errs = append(errs, errors.New("secrets.vault.auth: approle needs roleId or roleIdFile"))
+		}
+		if v.Auth.SecretIDFile == "" && v.Auth.SecretIDEnv == "" {
+			errs = append(errs, errors.New("secrets.vault.auth: approle needs secretIdFile or secretIdEnv"))
+		}
+	case "kubernetes":
+		if v.Auth.Role == "" {
+			errs = append(errs, errors.New("secrets.vault.auth: kubernetes needs role"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("secrets.vault.auth.method %q must be token, approle or kubernetes", v.Auth.Method))
+	}
+	return errors.Join(errs...)
 }
 
 // Source defaults.
