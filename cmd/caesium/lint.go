@@ -53,10 +53,11 @@ otherwise.`,
 				return err
 			}
 			if checkSecrets {
-				r, err := newSecretResolver(getenv, secretsDir)
+				r, closeSecrets, err := newSecretResolver(cmd.Context(), getenv, secretsDir)
 				if err != nil {
 					return err
 				}
+				defer closeSecrets()
 				res.diags = append(res.diags, checkSecretRefs(cmd.Context(), r, res.docs)...)
 				schema.SortDiagnostics(res.diags)
 			}

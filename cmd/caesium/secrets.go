@@ -3,16 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/caesium-io/caesium/providers/env"
 	"github.com/caesium-io/caesium/providers/file"
 	"github.com/caesium-io/caesium/providers/secrets"
+	"github.com/caesium-io/caesium/providers/vault"
 	"github.com/caesium-io/caesium/schema"
 )
 
 // newSecretResolver builds the resolvers lint --check-secrets uses: the
-// environment always, files below dir when given.
-func newSecretResolver(getenv func(string) string, dir string) (*secrets.Router, error) {
+// environment always, files below dir when given, and Vault when
+// CAESIUM_VAULT_ADDR is set (token auth from CAESIUM_VAULT_TOKEN, namespace
+// from CAESIUM_VAULT_NAMESPACE, CA from CAESIUM_VAULT_CACERT). The token is
+// deliberately not a flag, so it never shows in ps. The returned func
+// releases the Vault client.
+func newSecretResolver(ctx context.Context, getenv func(string) string, dir string) (*secrets.Router, func(), error) {
 	lookup := func(name string) (string, bool) {
 		v := getenv(name)
 		return v, v != ""
@@ -21,11 +27,27 @@ func newSecretResolver(getenv func(string) string, dir string) (*secrets.Router,
 	if dir != "" {
 		f, err := file.New(dir)
 		if err != nil {
-			return nil, fmt.Errorf("--secrets-dir: %w", err)
+			return nil, nil, fmt.Errorf("--secrets-dir: %w", err)
 		}
 		backends[schema.SecretFile] = f
 	}
-	return secrets.New(backends, secrets.Options{}), nil
+	closeFn := func() {}
+	if addr := getenv("CAESIUM_VAULT_ADDR"); addr != "" {
+		token := getenv("CAESIUM_VAULT_TOKEN")
+		if token == "" {
+			return nil, nil, fmt.Errorf("CAESIUM_VAULT_ADDR is set but CAESIUM_VAULT_TOKEN is not")
+		}
+		v, err := vault.New(ctx, vault.Config{
+			Address: addr, Namespace: getenv("CAESIUM_VAULT_NAMESPACE"), CACert: getenv("CAESIUM_VAULT_CACERT"),
+			Auth: vault.AuthConfig{Method: "token", Token: token},
+		}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return nil, nil, fmt.Errorf("vault: %w", err)
+		}
+		backends[schema.SecretVault] = v
+		closeFn = v.Close
+	}
+	return secrets.New(backends, secrets.Options{}), closeFn, nil
 }
 
 // checkSecretRefs resolves every secret reference of the valid documents

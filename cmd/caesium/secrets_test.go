@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caesium-io/caesium/providers/vault/vaulttest"
 )
 
 func TestLintCheckSecrets(t *testing.T) {
@@ -72,5 +74,42 @@ steps:
 	// resolved when asked.
 	if res := runCLI(t, nil, "job", "lint", dir); res.code != 0 {
 		t.Errorf("plain lint: exit %d\n%s", res.code, res.stdout)
+	}
+}
+
+// TestLintCheckSecretsVault resolves vault references against an in-process
+// server that follows Vault's HTTP API (no Vault server can run here).
+func TestLintCheckSecretsVault(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.New(t, vaulttest.Options{})
+	srv.Mount("kv", 2)
+	const value = "vault-value-71c3aa"
+	srv.Put("kv", "app", map[string]any{"token": value})
+	token := srv.CreateToken(vaulttest.TokenOptions{})
+	dir := writeFiles(t, map[string]string{"job.yaml": `apiVersion: v1
+kind: Job
+metadata: {alias: vault-demo}
+steps:
+  - name: a
+    image: alpine:3.20
+    env:
+      PRESENT: secret://vault/kv/app#token
+      NO_FIELD: secret://vault/kv/app#password
+      NO_PATH: secret://vault/kv/nothing-here#token
+`})
+	env := map[string]string{"CAESIUM_VAULT_ADDR": srv.URL, "CAESIUM_VAULT_TOKEN": token}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"job", "lint", "--check-secrets", dir}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"steps[0].env.NO_FIELD: cannot resolve: secret://vault/kv/app#password", "steps[0].env.NO_PATH: cannot resolve: secret://vault/kv/nothing-here#token", "2 errors"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "PRESENT") || strings.Contains(out+stderr.String(), value) || strings.Contains(out+stderr.String(), token) {
+		t.Errorf("output reports a resolvable reference or leaks a value or token:\n%s%s", out, stderr.String())
 	}
 }
