@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,16 +116,7 @@ failed writes or a refused prune.`,
 		Example: "  caesium job apply -f examples/\n  caesium job apply -f jobs/ --prune --source-id team-data\n  cat job.yaml | caesium job apply -f -",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req, err := a.request(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
-			resp, err := c.Apply(cmd.Context(), req)
-			return reportApply(cmd.OutOrStdout(), cmd.ErrOrStderr(), a.output, resp, err, false)
+			return a.send(cmd, sf, (*client.Client).Apply, false)
 		},
 	}
 	a.bind(cmd, true)
@@ -143,20 +135,26 @@ Exit status: 0 no changes, 2 changes pending, 1 error (invalid manifests,
 conflicts, a refused prune).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req, err := a.request(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := sf.client()
-			if err != nil {
-				return err
-			}
-			resp, err := c.Diff(cmd.Context(), req)
-			return reportApply(cmd.OutOrStdout(), cmd.ErrOrStderr(), a.output, resp, err, true)
+			return a.send(cmd, sf, (*client.Client).Diff, true)
 		},
 	}
 	a.bind(cmd, false)
 	return cmd
+}
+
+// send reads the manifests, sends them with call (apply or diff) and
+// reports the answer.
+func (a *applyFlags) send(cmd *cobra.Command, sf *serverFlags, call func(*client.Client, context.Context, api.ApplyRequest) (api.ApplyResponse, error), diff bool) error {
+	req, err := a.request(cmd)
+	if err != nil {
+		return err
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	resp, err := call(c, cmd.Context(), req)
+	return reportApply(cmd.OutOrStdout(), cmd.ErrOrStderr(), a.output, resp, err, diff)
 }
 
 // reportApply prints an apply or diff answer and chooses the exit status.
