@@ -323,6 +323,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
 	}
+	if c.Secrets.CacheTTL < 0 {
+		errs = append(errs, errors.New("secrets.cacheTTL must not be negative"))
+	}
 	if err := c.Secrets.Vault.validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -127,6 +128,20 @@ func (v *Vault) validate() error {
 	var errs []error
 	if v.Address == "" {
 		errs = append(errs, errors.New("secrets.vault.address is required"))
+	} else if u, err := url.Parse(v.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("secrets.vault.address %q must be an http or https URL such as https://vault.internal:8200", v.Address))
+	}
+	if v.Timeout < 0 {
+		errs = append(errs, errors.New("secrets.vault.timeout must not be negative"))
+	}
+	for _, pair := range [][4]string{
+		{"tokenFile", v.Auth.TokenFile, "tokenEnv", v.Auth.TokenEnv},
+		{"roleId", v.Auth.RoleID, "roleIdFile", v.Auth.RoleIDFile},
+		{"secretIdFile", v.Auth.SecretIDFile, "secretIdEnv", v.Auth.SecretIDEnv},
+	} {
+		if pair[1] != "" && pair[3] != "" {
+			errs = append(errs, fmt.Errorf("secrets.vault.auth: set %s or %s, not both", pair[0], pair[2]))
+		}
 	}
 	switch v.Auth.Method {
 	case "", "token":

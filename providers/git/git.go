@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path"
@@ -50,8 +51,9 @@ var (
 // Resolver resolves secret:// references (secret://env/NAME,
 // secret://file/PATH, later Vault). It is declared here and implemented by
 // the secret providers. Resolve returns the secret's value; its error names
-// the reference, never a value, and is returned (wrapped in ErrConfig) by the
-// operation that needed the secret.
+// the reference, never a value, and is returned by the operation that needed
+// the secret: wrapped in ErrConfig when it matches fs.ErrNotExist (the
+// reference names nothing), as is otherwise (the backend is unavailable).
 type Resolver interface {
 	Resolve(ctx context.Context, ref string) (string, error)
 }
@@ -368,10 +370,16 @@ func (r *Repo) resolve(ctx context.Context, field, v string) (string, error) {
 		return v, nil
 	}
 	val, err := r.secrets.Resolve(ctx, v)
-	if err != nil {
+	switch {
+	case err == nil:
+		return val, nil
+	case errors.Is(err, fs.ErrNotExist):
+		// A reference that names nothing is the configuration's fault.
 		return "", fmt.Errorf("%w: %s: %w", ErrConfig, field, err)
 	}
-	return val, nil
+	// A backend that is down is an outage, not a configuration error: the
+	// sync is retried with backoff like any other unavailable dependency.
+	return "", fmt.Errorf("resolve %s: %w", field, err)
 }
 
 // remember records a secret value so that it is scrubbed from error text.

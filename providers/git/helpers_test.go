@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -124,13 +125,14 @@ func (w *workRepo) git(args ...string) string {
 	return gitRun(w.tb, w.Dir, args...)
 }
 
-// mapSecrets resolves secret:// references from a map.
+// mapSecrets resolves secret:// references from a map. A missing one
+// matches fs.ErrNotExist, as the secret providers' errors do.
 type mapSecrets map[string]string
 
 func (m mapSecrets) Resolve(_ context.Context, ref string) (string, error) {
 	v, ok := m[ref]
 	if !ok {
-		return "", fmt.Errorf("secret %s: not set", ref)
+		return "", fmt.Errorf("secret %s: not set: %w", ref, fs.ErrNotExist)
 	}
 	return v, nil
 }

@@ -116,7 +116,7 @@ func (v *Vault) retry(ctx context.Context, op func(context.Context) error) error
 			return err
 		}
 		if attempt >= v.cfg.MaxRetries {
-			return fmt.Errorf("%w after %d attempts: %w", ErrUnavailable, attempt+1, err)
+			return fmt.Errorf("%w after %d attempt(s): %w", ErrUnavailable, attempt+1, err)
 		}
 		if !sleep(ctx, backoff(attempt, v.tune.retryBase, v.tune.retryMax)) {
 			return fmt.Errorf("%w while waiting to retry: %w: %w", ctx.Err(), ErrUnavailable, err)
