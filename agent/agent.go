@@ -219,29 +219,22 @@ func (a *Agent) IsLeader() bool {
 	return a.leader
 }
 
-// queue nudges the sources, unless more than size sources would then be
-// waiting for a sync. Pushes to a source that is already waiting coalesce
-// into its one pending sync.
-func (a *Agent) queue(srcs []*Source, size int) bool {
+// fits reports whether srcs can be nudged without more than size sources
+// waiting for a sync. A source that is already waiting does not count
+// twice: pushes to it coalesce into its one pending sync.
+func (a *Agent) fits(srcs []*Source, size int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	waiting := 0
 	for _, s := range a.sources {
 		waiting += len(s.nudge)
 	}
-	added := 0
 	for _, s := range srcs {
 		if len(s.nudge) == 0 {
-			added++
+			waiting++
 		}
 	}
-	if waiting+added > size {
-		return false
-	}
-	for _, s := range srcs {
-		s.Nudge()
-	}
-	return true
+	return waiting <= size
 }
 
 // SourceIDs lists the configured sources (api.Sources).

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +35,7 @@ const (
 	resultUnavailable  = "unavailable"
 	resultQueueFull    = "queue_full"
 	resultNotLeader    = "not_leader"
+	resultBusy         = "busy"
 )
 
 // webhookStore is what webhooks need from the store.
@@ -41,8 +44,8 @@ type webhookStore interface {
 	SeenReplay(ctx context.Context, keys []string, window time.Duration) (bool, error)
 }
 
-// webhooks serves POST /v1/webhooks/{provider}: verify, check for a replay,
-// match the push to sources and nudge them. The payload only says which
+// webhooks serves POST /v1/webhooks/{provider}: verify, match the push to
+// sources, check for a replay and nudge them. The payload only says which
 // sources to look at; the sync fetches from the source's own remote.
 type webhooks struct {
 	cfg       config.Webhooks
@@ -50,6 +53,9 @@ type webhooks struct {
 	resolver  *secrets.Router
 	store     webhookStore
 	agent     *Agent
+	sources   []hookSource
+	recent    *replayCache
+	inFlight  chan struct{} // bounds the requests being read at once
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -57,9 +63,32 @@ type webhooks struct {
 	duration *prometheus.HistogramVec
 }
 
+// hookSource is a source with its repository normalised for matching.
+type hookSource struct {
+	*Source
+	repo string // webhook.NormalizeRepoURL of its URL; "" never matches
+}
+
+// maxInFlight is how many webhook requests may be read at once:
+// webhooks.maxInFlight, default 64.
+func maxInFlight(cfg config.Webhooks) int {
+	if cfg.MaxInFlight > 0 {
+		return cfg.MaxInFlight
+	}
+	return 64
+}
+
+// replayMemory bounds the replay keys an agent remembers in memory: two per
+// delivery, about 200 bytes each. Forgetting early costs little: a matched
+// push is still checked against the store's ledger, and a repeated ping or
+// ignored delivery is answered as before, just not as a duplicate.
+const replayMemory = 1 << 14
+
 func newWebhooks(cfg config.Webhooks, resolver *secrets.Router, st webhookStore, a *Agent, reg prometheus.Registerer, log *slog.Logger) (*webhooks, error) {
 	h := &webhooks{
 		cfg: cfg, providers: map[webhook.Provider]string{}, resolver: resolver, store: st, agent: a, log: log, now: time.Now,
+		recent:   newReplayCache(replayMemory, cfg.ReplayWindow),
+		inFlight: make(chan struct{}, maxInFlight(cfg)),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "caesium_webhook_requests_total",
 			Help: "Webhook requests by provider and result.",
@@ -77,6 +106,9 @@ func newWebhooks(cfg config.Webhooks, resolver *secrets.Router, st webhookStore,
 		}
 		h.providers[prov] = p.Value()
 	}
+	for _, s := range a.sources {
+		h.sources = append(h.sources, hookSource{Source: s, repo: webhook.NormalizeRepoURL(s.cfg.Repo)})
+	}
 	if err := reg.Register(h.requests); err != nil {
 		return nil, err
 	}
@@ -86,16 +118,25 @@ func newWebhooks(cfg config.Webhooks, resolver *secrets.Router, st webhookStore,
 	return h, nil
 }
 
-// check resolves every configured secret once at start-up: a missing or
-// empty secret is refused (it would reject every delivery); a backend that
-// is down only warns, since secrets are resolved again per request.
+// check resolves every configured secret once at start-up: a missing,
+// empty or blank secret is refused (it would reject every delivery), and so
+// is a body limit the verifier cannot use; a backend that is down only
+// warns, since secrets are resolved again per request.
 func (h *webhooks) check(ctx context.Context) error {
+	if err := (webhook.Config{Secret: "-", MaxBodyBytes: h.cfg.MaxBodyBytes}).Validate(); err != nil {
+		return fmt.Errorf("webhooks.maxBodyBytes: %w", err)
+	}
 	for p, ref := range h.providers {
-		if _, err := h.secret(ctx, ref); err != nil {
+		secret, err := h.secret(ctx, ref)
+		if err != nil {
 			if errors.Is(err, secrets.ErrNotFound) || errors.Is(err, secrets.ErrNoBackend) {
 				return fmt.Errorf("webhooks.%s: %w", p, err)
 			}
 			h.log.Warn("webhook secret not resolvable yet", "provider", string(p), "err", err)
+			continue
+		}
+		if err := (webhook.Config{Secret: secret}).Validate(); err != nil {
+			return fmt.Errorf("webhooks.%s: %w", p, err)
 		}
 	}
 	return nil
@@ -135,6 +176,17 @@ func (h *webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusNotFound, webhookAnswer{Result: resultUnconfigured, Reason: "no such webhook provider is configured"})
 		return
 	}
+	// Bodies are buffered before their signature can be checked, so the
+	// number of requests being read at once is bounded: memory stays under
+	// about maxInFlight × 2 × maxBodyBytes whatever an unauthenticated
+	// client sends.
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		answer(http.StatusServiceUnavailable, webhookAnswer{Result: resultBusy, Reason: "too many webhook requests at once; retry later"})
+		return
+	}
 	ctx := r.Context()
 	secret, err := h.secret(ctx, ref)
 	if err != nil {
@@ -163,7 +215,9 @@ func (h *webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusInternalServerError, webhookAnswer{Result: resultUnavailable, Reason: "internal error"})
 		return
 	}
-	// Verified from here on: record what happens.
+	// Verified from here on: record what happens, except replays, which are
+	// only counted: a captured delivery replayed in a loop must not push
+	// real deliveries out of the bounded record.
 	rec := store.Delivery{Provider: label, Event: d.Event, DeliveryID: d.DeliveryID, ReceivedAt: start}
 	if len(d.Pushes) > 0 {
 		first := d.Pushes[0]
@@ -175,34 +229,49 @@ func (h *webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, a := h.dispatch(ctx, p, d)
 	rec.Result, rec.Reason, rec.MatchedSources, rec.Status = a.Result, a.Reason, a.Sources, status
 	rec.DurationUS = h.now().Sub(start).Microseconds()
-	if _, err := h.store.RecordDelivery(context.WithoutCancel(ctx), rec); err != nil {
-		h.log.Warn("record webhook delivery", "err", err)
+	if a.Result != resultDuplicate {
+		if _, err := h.store.RecordDelivery(context.WithoutCancel(ctx), rec); err != nil {
+			h.log.Warn("record webhook delivery", "err", err)
+		}
 	}
 	answer(status, a)
 }
 
 // dispatch decides what a verified delivery does.
+//
+// Replays are caught in two places. Every delivery answered 2xx leaves its
+// keys in this agent's memory, which answers repeats without a database
+// write. Only a delivery that would nudge sources goes on to the store's
+// ledger, which is atomic across the agents sharing the database. A
+// delivery answered 503 (not the leader, queue full, database down) leaves
+// no key anywhere: the forge's retry, or the leader, must still act on it.
 func (h *webhooks) dispatch(ctx context.Context, p webhook.Provider, d *webhook.Delivery) (int, webhookAnswer) {
+	now := h.now()
 	keys := []string{"sig:" + d.SignatureHash}
 	if d.DeliveryID != "" {
 		keys = append(keys, "id:"+string(p)+":"+d.DeliveryID)
 	}
-	seen, err := h.store.SeenReplay(ctx, keys, h.cfg.ReplayWindow)
-	if err != nil {
-		h.log.Error("webhook replay check", "err", err)
-		return http.StatusServiceUnavailable, webhookAnswer{Result: resultUnavailable, Reason: "the database is unavailable"}
+	duplicate := webhookAnswer{Result: resultDuplicate, Reason: "this delivery was already received"}
+	if h.recent.seen(keys, now) {
+		return http.StatusOK, duplicate
 	}
+	var (
+		matched []*Source
+		a       webhookAnswer
+	)
 	switch {
-	case seen:
-		return http.StatusOK, webhookAnswer{Result: resultDuplicate, Reason: "this delivery was already received"}
 	case d.Ping:
-		return http.StatusOK, webhookAnswer{Result: resultPing, Reason: "pong"}
+		a = webhookAnswer{Result: resultPing, Reason: "pong"}
 	case d.Ignored != "":
-		return http.StatusOK, webhookAnswer{Result: resultIgnored, Reason: "ignored: " + d.Ignored}
+		a = webhookAnswer{Result: resultIgnored, Reason: "ignored: " + d.Ignored}
+	default:
+		if matched = h.match(d.Pushes); len(matched) == 0 {
+			a = webhookAnswer{Result: resultIgnored, Reason: "no source tracks this repository and ref"}
+		}
 	}
-	matched := h.match(d.Pushes)
 	if len(matched) == 0 {
-		return http.StatusOK, webhookAnswer{Result: resultIgnored, Reason: "no source tracks this repository and ref"}
+		h.recent.add(keys, now)
+		return http.StatusOK, a
 	}
 	ids := make([]string, len(matched))
 	for i, s := range matched {
@@ -211,8 +280,23 @@ func (h *webhooks) dispatch(ctx context.Context, p webhook.Provider, d *webhook.
 	if !h.agent.IsLeader() {
 		return http.StatusServiceUnavailable, webhookAnswer{Result: resultNotLeader, Reason: "this agent is not the leader; the next poll applies the push", Sources: ids}
 	}
-	if !h.agent.queue(matched, h.cfg.QueueSize) {
+	// Checked before the ledger, so that a refused delivery keeps its keys.
+	// Deliveries in flight together may overshoot the bound by as many
+	// sources; what the ledger accepted is always nudged.
+	if !h.agent.fits(matched, h.cfg.QueueSize) {
 		return http.StatusServiceUnavailable, webhookAnswer{Result: resultQueueFull, Reason: "too many sources are waiting for a sync; retry later", Sources: ids}
+	}
+	seen, err := h.store.SeenReplay(ctx, keys, h.cfg.ReplayWindow)
+	if err != nil {
+		h.log.Error("webhook replay check", "err", err)
+		return http.StatusServiceUnavailable, webhookAnswer{Result: resultUnavailable, Reason: "the database is unavailable"}
+	}
+	h.recent.add(keys, now)
+	if seen {
+		return http.StatusOK, duplicate
+	}
+	for _, s := range matched {
+		s.Nudge()
 	}
 	return http.StatusAccepted, webhookAnswer{Result: resultQueued, Sources: ids}
 }
@@ -220,11 +304,10 @@ func (h *webhooks) dispatch(ctx context.Context, p webhook.Provider, d *webhook.
 // match returns the sources that track a pushed repository and ref.
 func (h *webhooks) match(pushes []webhook.Push) []*Source {
 	var out []*Source
-	for _, s := range h.agent.sources {
-		repo := webhook.NormalizeRepoURL(s.cfg.Repo)
+	for _, s := range h.sources {
 		for _, push := range pushes {
-			if refMatches(s.cfg.Ref, push.Ref) && repoMatches(repo, push.RepoURLs) {
-				out = append(out, s)
+			if refMatches(s.cfg.Ref, push.Ref) && repoMatches(s.repo, push.RepoURLs) {
+				out = append(out, s.Source)
 				break
 			}
 		}
@@ -265,4 +348,57 @@ func refMatches(ref, pushed string) bool {
 		return pushed == ref
 	}
 	return pushed == "refs/heads/"+ref || pushed == "refs/tags/"+ref
+}
+
+// replayCache remembers replay keys for a window, up to max keys, forgetting
+// the oldest first. It is safe for concurrent use.
+type replayCache struct {
+	max    int
+	window time.Duration
+
+	mu    sync.Mutex
+	keys  map[string]*list.Element // of replayEntry
+	order *list.List               // oldest first
+}
+
+type replayEntry struct {
+	key  string
+	seen time.Time
+}
+
+func newReplayCache(max int, window time.Duration) *replayCache {
+	return &replayCache{max: max, window: window, keys: map[string]*list.Element{}, order: list.New()}
+}
+
+// seen reports whether any of keys was added within the window before now.
+func (c *replayCache) seen(keys []string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := c.keys[k]; ok && now.Sub(e.Value.(replayEntry).seen) < c.window {
+			return true
+		}
+	}
+	return false
+}
+
+// add remembers keys as seen at now, and drops expired and surplus keys.
+func (c *replayCache) add(keys []string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := c.keys[k]; ok {
+			e.Value = replayEntry{key: k, seen: now}
+			c.order.MoveToBack(e)
+			continue
+		}
+		c.keys[k] = c.order.PushBack(replayEntry{key: k, seen: now})
+	}
+	for e := c.order.Front(); e != nil; e = c.order.Front() {
+		if c.order.Len() <= c.max && now.Sub(e.Value.(replayEntry).seen) < c.window {
+			break
+		}
+		delete(c.keys, e.Value.(replayEntry).key)
+		c.order.Remove(e)
+	}
 }

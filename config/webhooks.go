@@ -25,7 +25,13 @@ type Webhooks struct {
 	// ReplayWindow is how long a delivery id or signature is remembered;
 	// default 24h.
 	ReplayWindow time.Duration `mapstructure:"replayWindow"`
+	// MaxInFlight bounds the webhook requests read at once (503 beyond), so
+	// that unauthenticated bodies cannot take unbounded memory; default 64.
+	MaxInFlight int `mapstructure:"maxInFlight"`
 }
+
+// MaxWebhookBodyBytes is the largest body limit the verifier accepts.
+const MaxWebhookBodyBytes = 32 << 20
 
 // WebhookProvider holds one forge's shared secret (GitLab: its token),
 // normally a secret:// reference resolved at verification.
@@ -74,8 +80,11 @@ func (w Webhooks) validate() error {
 			errs = append(errs, fmt.Errorf("%s.%s is empty: a provider without a secret would accept anyone's pushes; set it (a secret:// reference) or remove the provider", key, want))
 		}
 	}
-	if w.MaxBodyBytes <= 0 {
-		errs = append(errs, errors.New("webhooks.maxBodyBytes must be positive"))
+	if w.MaxBodyBytes <= 0 || w.MaxBodyBytes > MaxWebhookBodyBytes {
+		errs = append(errs, fmt.Errorf("webhooks.maxBodyBytes must be between 1 and %d", MaxWebhookBodyBytes))
+	}
+	if w.MaxInFlight < 0 {
+		errs = append(errs, errors.New("webhooks.maxInFlight must not be negative"))
 	}
 	if w.QueueSize <= 0 {
 		errs = append(errs, errors.New("webhooks.queueSize must be positive"))
