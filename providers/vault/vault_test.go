@@ -692,7 +692,7 @@ func TestUnavailable(t *testing.T) {
 		if !errors.Is(err, vault.ErrUnavailable) {
 			t.Fatalf("error %v, want ErrUnavailable", err)
 		}
-		for _, w := range []string{ref, "503 Vault is sealed", "after 3 attempts"} {
+		for _, w := range []string{ref, "503 Vault is sealed", "after 3 attempt(s)"} {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("error %q, want it to contain %q", err, w)
 			}
