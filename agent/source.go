@@ -107,6 +107,7 @@ type Source struct {
 	mu            sync.Mutex
 	lastApplied   string
 	lastAttempted string
+	refused       string // the commit whose last apply was refused (conflicts, prune)
 	status        store.SourceStatus
 	cache         map[string]parsed // by file path
 	parses        int               // files parsed rather than taken from cache, for tests
@@ -355,10 +356,18 @@ func (s *Source) sync(ctx context.Context, dryRun, asked bool) *SyncResult {
 	}
 	rep, err := reconcile.Apply(ctx, s.store, cs, reconcile.ApplyOptions{
 		Atomic: s.cfg.Atomic, Actor: "agent", Revision: commit, Now: s.now, Progress: progress,
+		// The history already holds this revision's refusal: retries that
+		// only refuse again are not recorded again.
+		QuietRefusals: commit == s.refused,
 	})
 	res.Report = rep
 	if err != nil {
 		return s.fail(ctx, res, start, ReasonStoreUnavailable, err)
+	}
+	if rep.PruneRefused != "" || rep.Summary.Conflicts > 0 {
+		s.refused = commit
+	} else {
+		s.refused = ""
 	}
 	switch {
 	case rep.PruneRefused != "":

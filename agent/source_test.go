@@ -445,6 +445,33 @@ func TestConflictWithAnotherSource(t *testing.T) {
 	if src.LastAppliedCommit != "" || src.LastAttemptedCommit != c1 || st.History[0].Conflicts != 1 {
 		t.Errorf("source: %+v, history %+v", src, st.History)
 	}
+
+	// Retries of the same stuck commit refuse again but do not grow the
+	// apply history; a new commit that still conflicts is recorded.
+	applies := func() int {
+		recs, err := f.st.ListApplies(context.Background(), "mine", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(recs)
+	}
+	before := applies()
+	for range 3 {
+		if res := s.Sync(context.Background(), false); res.Reason != agent.ReasonConflicts {
+			t.Fatalf("retry: %s: %s", res.Reason, res.Error)
+		}
+	}
+	if got := applies(); got != before {
+		t.Errorf("retries of a refused commit added %d apply records", got-before)
+	}
+	w.write("own.yaml", manifest("own", "mine-2"))
+	w.commit("second")
+	if res := s.Sync(context.Background(), false); res.Reason != agent.ReasonConflicts {
+		t.Fatalf("new commit: %s: %s", res.Reason, res.Error)
+	}
+	if got := applies(); got != before+1 {
+		t.Errorf("a new commit that wrote and conflicted: %d new apply records, want 1", got-before)
+	}
 }
 
 // TestHistoryCapped: a source keeps its last 20 reconciles, newest first.

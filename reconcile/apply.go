@@ -30,6 +30,10 @@ type ApplyOptions struct {
 	// batch that fails is retried job by job, so the outcome is that of one
 	// transaction per job at a fraction of the commits. Default 500.
 	BatchSize int
+	// QuietRefusals leaves out of the history an apply that wrote nothing and
+	// only refused again (conflicts, a refused prune): a source retrying the
+	// same stuck revision must not grow the history on every retry.
+	QuietRefusals bool
 	// Progress, when set, is called after each batch with the number of
 	// writing changes done so far and their total.
 	Progress func(done, total int)
@@ -126,6 +130,9 @@ func Apply(ctx context.Context, st Store, cs *Changeset, opts ApplyOptions) (*Re
 	}
 	if !rep.wroteOrFailed() && fatal == nil {
 		return rep, nil // a no-op writes nothing, not even history
+	}
+	if s := rep.Summary; opts.QuietRefusals && fatal == nil && s.Created+s.Updated+s.Deleted+s.Failed == 0 {
+		return rep, nil
 	}
 	// The history must be written even when the apply was cancelled.
 	id, err := st.RecordApply(context.WithoutCancel(ctx), rec)
