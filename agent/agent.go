@@ -74,10 +74,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.api = api.New(a.store, api.Config{
-		Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: log.WithGroup("api"), Sources: a,
+		Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: a.log.WithGroup("api"), Sources: a,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
-	hooks, err := newWebhooks(cfg.Webhooks, a.resolver, a.store, a, reg, log.WithGroup("webhooks"))
+	hooks, err := newWebhooks(cfg.Webhooks, a.resolver, a.store, a, reg, a.log.WithGroup("webhooks"))
 	if err == nil {
 		err = hooks.check(ctx)
 	}
@@ -104,6 +104,9 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger, opts []Optio
 	if err != nil {
 		return nil, err
 	}
+	// Everything the agent logs from here on passes through the resolver's
+	// redaction of the secret values it has handed out.
+	log = slog.New(newRedactHandler(log.Handler(), resolver))
 	st, err := store.Open(ctx, cfg.Database.URL, store.Options{DataDir: cfg.DataDir, Logger: log})
 	if err != nil {
 		closeSecrets()
