@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -52,20 +53,37 @@ func newSecretResolver(ctx context.Context, getenv func(string) string, dir stri
 
 // checkSecretRefs resolves every secret reference of the valid documents
 // and reports those that fail, by reference and field, never by value.
+//
+// Once a backend is found unavailable (Vault down or sealed), its remaining
+// references are reported without asking it again: each attempt would wait
+// out its retries.
 func checkSecretRefs(ctx context.Context, r *secrets.Router, docs []*schema.Document) []schema.Diagnostic {
 	var diags []schema.Diagnostic
+	down := map[string]bool{}
 	for _, d := range docs {
 		if d.Job == nil {
 			continue
 		}
 		for _, use := range d.Job.SecretRefs() {
-			if _, err := r.Resolve(ctx, use.Ref); err != nil {
-				p := d.Pos(use.Path)
-				diags = append(diags, schema.Diagnostic{
-					File: d.File, Line: p.Line, Column: p.Column, Path: use.Path, Severity: schema.SeverityError,
-					Message: fmt.Sprintf("cannot resolve: %v", err),
-				})
+			backend := ""
+			if ref, err := schema.ParseSecretRef(use.Ref); err == nil {
+				backend = ref.Backend
 			}
+			var msg string
+			if down[backend] {
+				msg = fmt.Sprintf("not checked: %s: the %s backend is unavailable", use.Ref, backend)
+			} else if _, err := r.Resolve(ctx, use.Ref); err != nil {
+				msg = fmt.Sprintf("cannot resolve: %v", err)
+				if errors.Is(err, vault.ErrUnavailable) {
+					down[backend] = true
+				}
+			} else {
+				continue
+			}
+			p := d.Pos(use.Path)
+			diags = append(diags, schema.Diagnostic{
+				File: d.File, Line: p.Line, Column: p.Column, Path: use.Path, Severity: schema.SeverityError, Message: msg,
+			})
 		}
 	}
 	return diags
