@@ -38,7 +38,7 @@ func NewDesired(j *schema.Job, prov store.Provenance) (Desired, error) {
 	if err != nil {
 		return Desired{}, fmt.Errorf("encode %s: %w", j.Metadata.Alias, err)
 	}
-	return Desired{Job: j, Hash: j.Hash(), Spec: spec, Provenance: prov}, nil
+	return Desired{Job: j, Hash: schema.SpecHash(spec), Spec: spec, Provenance: prov}, nil
 }
 
 // Options steer a plan.

@@ -125,7 +125,14 @@ func (j *Job) Hash() string {
 	if err != nil {
 		panic(fmt.Sprintf("schema: marshal job: %v", err)) // cannot fail for these types
 	}
-	sum := sha256.Sum256(b)
+	return SpecHash(b)
+}
+
+// SpecHash is the content hash of a spec already encoded with
+// CanonicalJSON: SpecHash(j.CanonicalJSON()) == j.Hash(), without encoding
+// the job a second time.
+func SpecHash(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:])
 }
 

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,8 +168,7 @@ func (p *pending) marshal() error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(spec)
-	if hash := hex.EncodeToString(sum[:]); hash != p.Hash {
+	if hash := schema.SpecHash(spec); hash != p.Hash {
 		return fmt.Errorf("hash %q is not the spec's hash %s", p.Hash, hash)
 	}
 	p.spec = spec
