@@ -315,7 +315,7 @@ func (s *Source) sync(ctx context.Context, dryRun, asked bool) *SyncResult {
 	s.report("read %d manifest files: %d jobs", len(files), len(docs))
 	if schema.HasErrors(diags) && s.cfg.OnInvalid == config.OnInvalidFail {
 		return s.fail(ctx, res, start, ReasonInvalidManifests,
-			fmt.Errorf("%d invalid manifest problem(s) at %s; nothing applied (first: %s)", countErrors(diags), short(commit), firstError(diags)))
+			fmt.Errorf("%d invalid manifest problem(s) at %s; nothing applied (first: %s)", schema.CountErrors(diags), short(commit), firstError(diags)))
 	}
 	desired := make([]reconcile.Desired, 0, len(docs))
 	specs := make(map[*schema.Document]reconcile.Desired, len(docs))
@@ -373,7 +373,7 @@ func (s *Source) sync(ctx context.Context, dryRun, asked bool) *SyncResult {
 	case rep.PruneRefused != "":
 		return s.fail(ctx, res, start, ReasonPruneRefused, errors.New(rep.PruneRefused))
 	case rep.Summary.Conflicts > 0:
-		return s.fail(ctx, res, start, ReasonConflicts, fmt.Errorf("%d job(s) owned by other sources; first: %s", rep.Summary.Conflicts, firstConflict(rep)))
+		return s.fail(ctx, res, start, ReasonConflicts, fmt.Errorf("%d job(s) owned by other sources; first: %s", rep.Summary.Conflicts, rep.FirstConflict()))
 	case rep.Summary.Failed > 0:
 		return s.fail(ctx, res, start, ReasonApplyFailed, fmt.Errorf("%d job(s) failed to apply; first: %s", rep.Summary.Failed, firstFailure(rep)))
 	}
@@ -679,29 +679,10 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
-func countErrors(diags []schema.Diagnostic) int {
-	n := 0
-	for _, d := range diags {
-		if d.Severity == schema.SeverityError {
-			n++
-		}
-	}
-	return n
-}
-
 func firstError(diags []schema.Diagnostic) string {
 	for _, d := range diags {
 		if d.Severity == schema.SeverityError {
 			return d.String()
-		}
-	}
-	return ""
-}
-
-func firstConflict(r *reconcile.Report) string {
-	for _, o := range r.Outcomes {
-		if o.Action == reconcile.ActionConflict {
-			return o.Reason
 		}
 	}
 	return ""

@@ -338,7 +338,7 @@ func (s *Server) apply(c *gin.Context) {
 func (s *Server) plan(c *gin.Context, req ApplyRequest) {
 	docs, diags := s.parse(req)
 	if schema.HasErrors(diags) {
-		abort(c, http.StatusUnprocessableEntity, fmt.Sprintf("%d invalid manifest(s); nothing was applied", countErrors(diags)), diags)
+		abort(c, http.StatusUnprocessableEntity, fmt.Sprintf("%d invalid manifest(s); nothing was applied", schema.CountErrors(diags)), diags)
 		return
 	}
 	desired := make([]reconcile.Desired, 0, len(docs))
@@ -394,25 +394,14 @@ func (s *Server) plan(c *gin.Context, req ApplyRequest) {
 }
 
 func conflictMessage(r reconcile.Report) string {
-	for _, o := range r.Outcomes {
-		if o.Action == reconcile.ActionConflict {
-			if r.Summary.Conflicts == 1 {
-				return o.Reason
-			}
-			return fmt.Sprintf("%d conflicts; first: %s", r.Summary.Conflicts, o.Reason)
-		}
+	first := r.FirstConflict()
+	switch {
+	case first == "":
+		return "conflict"
+	case r.Summary.Conflicts == 1:
+		return first
 	}
-	return "conflict"
-}
-
-func countErrors(diags []schema.Diagnostic) int {
-	n := 0
-	for _, d := range diags {
-		if d.Severity == schema.SeverityError {
-			n++
-		}
-	}
-	return n
+	return fmt.Sprintf("%d conflicts; first: %s", r.Summary.Conflicts, first)
 }
 
 func warnings(diags []schema.Diagnostic) []schema.Diagnostic {

@@ -68,6 +68,16 @@ type Summary struct {
 	Failed int `json:"failed"`
 }
 
+// FirstConflict is the reason of the first conflict, or "".
+func (r *Report) FirstConflict() string {
+	for _, o := range r.Outcomes {
+		if o.Action == ActionConflict {
+			return o.Reason
+		}
+	}
+	return ""
+}
+
 // Failed reports whether anything went wrong: a conflict, a failed write or
 // a refused prune.
 func (r *Report) Failed() bool {

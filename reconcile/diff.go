@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/caesium-io/caesium/schema"
 )
 
 // FieldDiff is one changed field between the actual and the desired spec.
@@ -28,6 +30,18 @@ func (d FieldDiff) Kind() string {
 		return "removed"
 	}
 	return "changed"
+}
+
+// String renders the change for people: "+ path: new", "- path: old" or
+// "~ path: old -> new".
+func (d FieldDiff) String() string {
+	switch d.Kind() {
+	case "added":
+		return fmt.Sprintf("+ %s: %s", d.Path, FormatValue(d.New))
+	case "removed":
+		return fmt.Sprintf("- %s: %s", d.Path, FormatValue(d.Old))
+	}
+	return fmt.Sprintf("~ %s: %s -> %s", d.Path, FormatValue(d.Old), FormatValue(d.New))
 }
 
 // DiffSpecs compares two specs written as canonical JSON and lists every
@@ -103,7 +117,7 @@ func diffMap(out *[]FieldDiff, path string, o, n map[string]any) {
 	for _, k := range keys {
 		ov, inOld := o[k]
 		nv, inNew := n[k]
-		p := joinPath(path, k)
+		p := schema.JoinPath(path, k)
 		switch {
 		case !inOld:
 			*out = append(*out, FieldDiff{Path: p, New: raw(nv)})
@@ -206,23 +220,6 @@ func diffNamed(out *[]FieldDiff, path string, o, n []any, names []string) {
 	if oc, nc := common(oOrder, nm), common(nOrder, om); !jsonEqual(oc, nc) {
 		*out = append(*out, FieldDiff{Path: path + ".order", Old: raw(oOrder), New: raw(nOrder)})
 	}
-}
-
-func joinPath(path, key string) string {
-	plain := key != ""
-	for _, r := range key {
-		if !(r == '_' || r == '-' || r == '$' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			plain = false
-			break
-		}
-	}
-	switch {
-	case !plain:
-		return fmt.Sprintf("%s[%s]", path, strconv.Quote(key))
-	case path == "":
-		return key
-	}
-	return path + "." + key
 }
 
 func allScalars(list []any) bool {

@@ -250,7 +250,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 				if first.Line == k.Line {
 					where += fmt.Sprintf(", column %d", first.Column)
 				}
-				d.errorf(k, joinKey(path, k.Value), "duplicate key %q (first set at %s)", k.Value, where)
+				d.errorf(k, JoinPath(path, k.Value), "duplicate key %q (first set at %s)", k.Value, where)
 			}
 			continue
 		}
@@ -271,7 +271,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 // mappings. Problems with the value itself are reported at the merge key's
 // path (metadata["<<"]); entries are read as entries of the mapping at path.
 func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
-	mp := joinKey(path, "<<")
+	mp := JoinPath(path, "<<")
 	v, leave, ok := d.enter(v, mp)
 	defer leave()
 	if !ok {
@@ -359,15 +359,15 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			if s := suggest(key, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 				if !hasKey(ps, s) {
-					d.failed[joinKey(path, s)] = true // "image is required" would only repeat this
+					d.failed[JoinPath(path, s)] = true // "image is required" would only repeat this
 				}
 			} else {
 				msg += "; allowed: " + strings.Join(names, ", ")
 			}
-			d.errorf(p.key, joinKey(path, key), "%s", msg)
+			d.errorf(p.key, JoinPath(path, key), "%s", msg)
 			continue
 		}
-		d.decode(p.value, v.Field(idx), joinKey(path, key))
+		d.decode(p.value, v.Field(idx), JoinPath(path, key))
 	}
 }
 
@@ -397,7 +397,7 @@ func (d *decoder) decodeStringMap(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.MakeMapWithSize(v.Type(), len(ps)))
 	}
 	for _, p := range ps {
-		kp := joinKey(path, p.key.Value)
+		kp := JoinPath(path, p.key.Value)
 		d.pos[kp] = posOf(p.key)
 		if d.aborted {
 			return
@@ -433,9 +433,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(s)
 }
 
-// joinKey appends a mapping key to a field path, quoting keys that are not
-// plain identifiers: metadata.labels["app.kubernetes.io/name"].
-func joinKey(path, key string) string {
+// JoinPath appends a mapping key to a field path, quoting keys that are not
+// plain identifiers: metadata.labels["app.kubernetes.io/name"]. Diagnostics
+// and diffs name fields the same way.
+func JoinPath(path, key string) string {
 	plain := key != ""
 	for _, r := range key {
 		if !(r == '_' || r == '-' || r == '$' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {

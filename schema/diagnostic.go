@@ -45,6 +45,17 @@ func (d Diagnostic) String() string {
 	return fmt.Sprintf("%s:%d:%d: %s: %s", d.File, d.Line, d.Column, path, msg)
 }
 
+// CountErrors counts the error diagnostics.
+func CountErrors(diags []Diagnostic) int {
+	n := 0
+	for _, d := range diags {
+		if d.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
 // HasErrors reports whether any diagnostic is an error.
 func HasErrors(diags []Diagnostic) bool {
 	for _, d := range diags {

@@ -284,7 +284,7 @@ func (s *aliasScan) fail(n *yaml.Node, msg string) {
 			path += seg + "]"
 		case seg == ".":
 		default:
-			path = joinKey(path, seg[1:])
+			path = JoinPath(path, seg[1:])
 		}
 	}
 	s.badPath = path

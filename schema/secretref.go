@@ -94,7 +94,7 @@ func parseVaultRef(ref *SecretRef, body string) error {
 	body, field, hasField := strings.Cut(body, "#")
 	if hasQuery && strings.Contains(query, "#") {
 		// Accept both orders: PATH#FIELD?version=N and PATH?version=N#FIELD.
-		query, field, hasField = cutAfter(query, "#")
+		query, field, hasField = strings.Cut(query, "#")
 	}
 	if !hasField || field == "" {
 		return fmt.Errorf("vault needs a field: secret://vault/MOUNT/PATH#FIELD")
@@ -134,10 +134,6 @@ func parseVaultRef(ref *SecretRef, body string) error {
 	return nil
 }
 
-func cutAfter(s, sep string) (before, after string, found bool) {
-	return strings.Cut(s, sep)
-}
-
 // SecretUse is one place in a job that holds a secret reference.
 type SecretUse struct {
 	Path string // field path, such as steps[1].env.DB_PASSWORD
@@ -154,14 +150,14 @@ func (j *Job) SecretRefs() []SecretUse {
 	for i, c := range j.Callbacks {
 		for _, k := range sortedKeys(c.Headers) {
 			if v := c.Headers[k]; IsSecretRef(v) {
-				out = append(out, SecretUse{Path: joinKey(fmt.Sprintf("callbacks[%d].headers", i), k), Ref: v})
+				out = append(out, SecretUse{Path: JoinPath(fmt.Sprintf("callbacks[%d].headers", i), k), Ref: v})
 			}
 		}
 	}
 	for i, s := range j.Steps {
 		for _, k := range sortedKeys(s.Env) {
 			if v := s.Env[k]; IsSecretRef(v) {
-				out = append(out, SecretUse{Path: joinKey(fmt.Sprintf("steps[%d].env", i), k), Ref: v})
+				out = append(out, SecretUse{Path: JoinPath(fmt.Sprintf("steps[%d].env", i), k), Ref: v})
 			}
 		}
 	}

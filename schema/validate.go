@@ -130,7 +130,7 @@ func (v *validator) metadata(m *Metadata) {
 		v.errorf("metadata.alias", "alias %q may hold only lowercase letters, digits and '-', and must start and end with a letter or digit", m.Alias)
 	}
 	for _, k := range sortedKeys(m.Labels) {
-		p := joinKey("metadata.labels", k)
+		p := JoinPath("metadata.labels", k)
 		if err := checkQualifiedKey(k); err != nil {
 			v.errorf(p, "label key %q: %v", k, err)
 		}
@@ -139,11 +139,11 @@ func (v *validator) metadata(m *Metadata) {
 		}
 	}
 	if val, ok := m.Labels[PruneLabel]; ok && val != PruneDisabled {
-		v.errorf(joinKey("metadata.labels", PruneLabel), "label %s accepts only %q", PruneLabel, PruneDisabled)
+		v.errorf(JoinPath("metadata.labels", PruneLabel), "label %s accepts only %q", PruneLabel, PruneDisabled)
 	}
 	for _, k := range sortedKeys(m.Annotations) {
 		if err := checkQualifiedKey(k); err != nil {
-			v.errorf(joinKey("metadata.annotations", k), "annotation key %q: %v", k, err)
+			v.errorf(JoinPath("metadata.annotations", k), "annotation key %q: %v", k, err)
 		}
 	}
 	if m.MaxParallelTasks < 0 {
@@ -312,7 +312,7 @@ func (v *validator) callback(path string, c *Callback) {
 		v.errorf(path+".on", "on is empty, so the callback would never be sent; remove it to send on both success and failure")
 	}
 	for _, k := range sortedKeys(c.Headers) {
-		p := joinKey(path+".headers", k)
+		p := JoinPath(path+".headers", k)
 		if !httpguts.ValidHeaderFieldName(k) {
 			v.errorf(p, "%q is not a valid header name", k)
 		}
@@ -410,7 +410,7 @@ func (v *validator) step(p string, s *Step, m *Metadata) {
 		v.errorf(p+".command", "command is empty; remove it to run the image's default command")
 	}
 	for _, k := range sortedKeys(s.Env) {
-		kp := joinKey(p+".env", k)
+		kp := JoinPath(p+".env", k)
 		if !envName.MatchString(k) {
 			v.errorf(kp, "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
 		}

@@ -84,7 +84,7 @@ func writeText(w io.Writer, results []*agent.SyncResult) error {
 				}
 				b.WriteString(line + "\n")
 				for _, d := range o.Diff {
-					fmt.Fprintf(&b, "      %s\n", diffLine(d))
+					fmt.Fprintf(&b, "      %s\n", d.String())
 				}
 			}
 			if r.Report.PruneRefused != "" {
@@ -108,16 +108,6 @@ func summary(r *agent.SyncResult) string {
 	}
 	return fmt.Sprintf("%s%d created, %d updated, %d deleted, %d unchanged, %d conflicts, %d failed (%d files, %d jobs)",
 		prefix, s.Created, s.Updated, s.Deleted, s.Unchanged, s.Conflicts, s.Failed, r.Files, r.Jobs)
-}
-
-func diffLine(d reconcile.FieldDiff) string {
-	switch d.Kind() {
-	case "added":
-		return fmt.Sprintf("+ %s: %s", d.Path, reconcile.FormatValue(d.New))
-	case "removed":
-		return fmt.Sprintf("- %s: %s", d.Path, reconcile.FormatValue(d.Old))
-	}
-	return fmt.Sprintf("~ %s: %s -> %s", d.Path, reconcile.FormatValue(d.Old), reconcile.FormatValue(d.New))
 }
 
 // writeMarkdown renders a pull-request comment: a summary line per source,
@@ -172,7 +162,7 @@ func writeMarkdown(w io.Writer, results []*agent.SyncResult) error {
 			if len(o.Diff) > 0 {
 				fmt.Fprintf(&details, "<details><summary><code>%s</code>: %d field(s)</summary>\n\n```diff\n", o.Alias, len(o.Diff))
 				for _, d := range o.Diff {
-					details.WriteString(diffLine(d) + "\n")
+					details.WriteString(d.String() + "\n")
 				}
 				details.WriteString("```\n</details>\n\n")
 			}

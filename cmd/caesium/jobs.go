@@ -267,14 +267,7 @@ func writeDiff(w io.Writer, r reconcile.Report) {
 				fmt.Fprintf(w, "    ownership: %s -> %s\n", o.Transfer.From, o.Transfer.To)
 			}
 			for _, d := range o.Diff {
-				switch d.Kind() {
-				case "added":
-					fmt.Fprintf(w, "    + %s: %s\n", d.Path, reconcile.FormatValue(d.New))
-				case "removed":
-					fmt.Fprintf(w, "    - %s: %s\n", d.Path, reconcile.FormatValue(d.Old))
-				default:
-					fmt.Fprintf(w, "    ~ %s: %s -> %s\n", d.Path, reconcile.FormatValue(d.Old), reconcile.FormatValue(d.New))
-				}
+				fmt.Fprintf(w, "    %s\n", d)
 			}
 		}
 	}
