@@ -1,0 +1,40 @@
+package executor
+
+import "sync"
+
+// tail is an io.Writer that keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if n >= t.max {
+		t.buf = append(t.buf[:0], p[n-t.max:]...)
+		return n, nil
+	}
+	if len(t.buf)+n > 2*t.max {
+		// Compact: keep what the tail still needs, so the buffer stays
+		// within twice the limit whatever is written.
+		keep := t.max - n
+		copy(t.buf, t.buf[len(t.buf)-keep:])
+		t.buf = t.buf[:keep]
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.buf) > t.max {
+		return string(t.buf[len(t.buf)-t.max:])
+	}
+	return string(t.buf)
+}
