@@ -203,3 +203,13 @@ func TestTail(t *testing.T) {
 		})
 	}
 }
+
+// TestReservedEnvMatchesSchema: the variables Execute sets are the ones
+// lint warns about.
+func TestReservedEnvMatchesSchema(t *testing.T) {
+	t.Parallel()
+	got := []string{EnvRunID, EnvJob, EnvStep, EnvAttempt}
+	if !slices.Equal(got, schema.ReservedEnv) {
+		t.Errorf("executor sets %v, schema.ReservedEnv is %v", got, schema.ReservedEnv)
+	}
+}

@@ -1395,6 +1395,19 @@ steps:
 			want: []wantDiag{{"steps[0].retryDelay", 7, 17, sevW, "retryDelay has no effect without retries"}},
 		},
 		{
+			name: "env name the agent sets",
+			input: `apiVersion: v1
+kind: Job
+metadata: {alias: demo}
+steps:
+  - name: a
+    image: alpine
+    env:
+      CAESIUM_RUN_ID: "7"
+`,
+			want: []wantDiag{{"steps[0].env.CAESIUM_RUN_ID", 8, 7, sevW, "CAESIUM_RUN_ID is set by the agent in every step"}},
+		},
+		{
 			name: "step timeout longer than runTimeout",
 			input: `apiVersion: v1
 kind: Job

@@ -52,6 +52,11 @@ const (
 	OnFailure = "failure"
 )
 
+// ReservedEnv are the variables the agent sets in every step, over any
+// value a manifest gives them: the run id, the job alias, the step name and
+// the attempt number (1 for the first).
+var ReservedEnv = []string{"CAESIUM_RUN_ID", "CAESIUM_JOB", "CAESIUM_STEP", "CAESIUM_ATTEMPT"}
+
 // CallbackWebhook is the only callback type in v1.
 const CallbackWebhook = "webhook"
 

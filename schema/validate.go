@@ -414,6 +414,9 @@ func (v *validator) step(p string, s *Step, m *Metadata) {
 		if !envName.MatchString(k) {
 			v.errorf(kp, "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", k)
 		}
+		if slices.Contains(ReservedEnv, k) {
+			v.warnf(kp, "%s is set by the agent in every step (%s); this value is overridden", k, strings.Join(ReservedEnv, ", "))
+		}
 		v.secretValue(kp, s.Env[k])
 	}
 	if s.Retries < 0 {
