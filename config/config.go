@@ -31,6 +31,8 @@ type Config struct {
 	Log      Log      `mapstructure:"log"`
 	Secrets  Secrets  `mapstructure:"secrets"`
 	Webhooks Webhooks `mapstructure:"webhooks"`
+	Executor Executor `mapstructure:"executor"`
+	Triggers Triggers `mapstructure:"triggers"`
 	// Sources are the Git repositories to sync. They come from the file;
 	// --repo adds one more without a file.
 	Sources []Source `mapstructure:"sources"`
@@ -77,6 +79,12 @@ func Default() Config {
 		DataDir:  ".caesium",
 		Log:      Log{Level: "info", Format: "auto"},
 		Webhooks: Webhooks{MaxBodyBytes: 1 << 20, QueueSize: 256, ReplayWindow: 24 * time.Hour},
+		Executor: Executor{
+			MaxConcurrentRuns: 4, PollInterval: time.Second,
+			Docker:    Docker{PullPolicy: "if-not-present", StopTimeout: 10 * time.Second},
+			Callbacks: Callbacks{Timeout: 10 * time.Second, MaxAttempts: 3},
+		},
+		Triggers: Triggers{MaxBodyBytes: 1 << 20, ClockSkew: 5 * time.Minute, MaxInFlight: 64},
 	}
 }
 
@@ -330,6 +338,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Webhooks.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Executor.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Triggers.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	ids := map[string]int{}

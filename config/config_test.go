@@ -53,6 +53,12 @@ func TestDefaults(t *testing.T) {
 		DataDir:  ".caesium",
 		Log:      config.Log{Level: "info", Format: "auto"},
 		Webhooks: config.Webhooks{MaxBodyBytes: 1 << 20, QueueSize: 256, ReplayWindow: 24 * time.Hour},
+		Executor: config.Executor{
+			MaxConcurrentRuns: 4, PollInterval: time.Second,
+			Docker:    config.Docker{PullPolicy: "if-not-present", StopTimeout: 10 * time.Second},
+			Callbacks: config.Callbacks{Timeout: 10 * time.Second, MaxAttempts: 3},
+		},
+		Triggers: config.Triggers{MaxBodyBytes: 1 << 20, ClockSkew: 5 * time.Minute, MaxInFlight: 64},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load() = %+v\nwant %+v", got, want)
@@ -259,6 +265,16 @@ func TestLoadErrors(t *testing.T) {
 			name:    "database scheme",
 			args:    []string{"--database-url", "mysql://db/caesium"},
 			wantErr: []string{"database.url", `scheme "mysql"`},
+		},
+		{
+			name:    "executor values out of range",
+			file:    "executor:\n  maxConcurrentRuns: 0\n  pollInterval: 1ms\n  docker: {pullPolicy: sometimes}\n  callbacks: {maxAttempts: 50}\n",
+			wantErr: []string{"executor.maxConcurrentRuns", "executor.pollInterval", `pullPolicy must be if-not-present, always or never, got "sometimes"`, "executor.callbacks.maxAttempts"},
+		},
+		{
+			name:    "trigger limits out of range",
+			file:    "triggers:\n  maxBodyBytes: 0\n  clockSkew: 10ms\n",
+			wantErr: []string{"triggers.maxBodyBytes", "triggers.clockSkew"},
 		},
 		{
 			name:    "postgres without host",
