@@ -32,6 +32,10 @@ type Store interface {
 	ListSources(ctx context.Context) ([]store.Source, error)
 	ListDeliveries(ctx context.Context, limit int) ([]store.Delivery, error)
 	GetSource(ctx context.Context, id string) (store.Source, error)
+	CreateRun(ctx context.Context, r store.NewRun) (store.Run, error)
+	ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error)
+	GetRun(ctx context.Context, id int64) (store.Run, error)
+	RequestCancel(ctx context.Context, id int64) (store.Run, error)
 	Ping(ctx context.Context) error
 }
 
@@ -51,6 +55,9 @@ type Config struct {
 	Sources Sources
 	// Metrics, when set, is served on GET /metrics.
 	Metrics http.Handler
+	// RunQueued, when set, is called after a run is queued or a cancel is
+	// requested through the API: it wakes the agent's runner.
+	RunQueued func()
 }
 
 // Server holds the API's routes on a gin engine that other components
@@ -106,6 +113,11 @@ func New(st Store, cfg Config) *Server {
 	v1.GET("/sources", s.listSources)
 	v1.GET("/sources/:id", s.getSource)
 	v1.POST("/sources/:id/sync", s.syncSource)
+	v1.POST("/jobs/:alias/runs", s.startRun)
+	v1.GET("/jobs/:alias/runs", s.listRuns)
+	v1.GET("/runs", s.listRuns)
+	v1.GET("/runs/:id", s.getRun)
+	v1.POST("/runs/:id/cancel", s.cancelRun)
 	return s
 }
 
@@ -129,14 +141,9 @@ func (s *Server) Mount(method, path string, h http.Handler) {
 }
 
 func (s *Server) listDeliveries(c *gin.Context) {
-	limit := 100
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxDeliveries {
-			abort(c, http.StatusBadRequest, fmt.Sprintf("limit must be between 1 and %d", store.MaxDeliveries), nil)
-			return
-		}
-		limit = n
+	limit, ok := intQuery(c, "limit", 100, 1, store.MaxDeliveries)
+	if !ok {
+		return
 	}
 	ds, err := s.store.ListDeliveries(c.Request.Context(), limit)
 	if err != nil {
@@ -495,14 +502,9 @@ func (s *Server) gc(c *gin.Context) {
 }
 
 func (s *Server) listApplies(c *gin.Context) {
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			abort(c, http.StatusBadRequest, "limit must be between 1 and 1000", nil)
-			return
-		}
-		limit = n
+	limit, ok := intQuery(c, "limit", 50, 1, 1000)
+	if !ok {
+		return
 	}
 	recs, err := s.store.ListApplies(c.Request.Context(), c.Query("source"), limit)
 	if err != nil {

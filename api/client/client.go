@@ -236,3 +236,53 @@ func (c *Client) ListDeliveries(ctx context.Context, limit int) ([]store.Deliver
 	err := c.do(ctx, http.MethodGet, "/v1/webhooks/deliveries", url.Values{"limit": {fmt.Sprint(limit)}}, nil, &out)
 	return out.Deliveries, err
 }
+
+// StartRun queues a manual run of the job alias; actor says who started it
+// ("" lets the server say "api"). When the job's concurrency refuses the
+// run (strategy skip or fail with maxRuns in flight) the run is still
+// recorded: it comes back together with an *Error of status 409.
+func (c *Client) StartRun(ctx context.Context, alias, actor string) (store.Run, error) {
+	var out store.Run
+	err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(alias)+"/runs", nil, api.StartRunRequest{Actor: actor}, &out)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusConflict && len(e.Details) > 0 {
+		_ = json.Unmarshal(e.Details, &out)
+	}
+	return out, err
+}
+
+// ListRuns lists runs newest first, without their steps. Zero fields of f
+// are not filters; a zero Limit takes the server's default (50).
+func (c *Client) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
+	q := url.Values{}
+	if f.JobAlias != "" {
+		q.Set("job", f.JobAlias)
+	}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	if f.Limit != 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	if f.BeforeID != 0 {
+		q.Set("before", fmt.Sprint(f.BeforeID))
+	}
+	var out api.RunList
+	err := c.do(ctx, http.MethodGet, "/v1/runs", q, nil, &out)
+	return out.Runs, err
+}
+
+// GetRun reads one run with its steps.
+func (c *Client) GetRun(ctx context.Context, id int64) (store.Run, error) {
+	var out store.Run
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/runs/%d", id), nil, nil, &out)
+	return out, err
+}
+
+// CancelRun cancels a queued run at once, or asks the agent running it to
+// stop it; a finished run is an *Error of status 409.
+func (c *Client) CancelRun(ctx context.Context, id int64) (store.Run, error) {
+	var out store.Run
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/runs/%d/cancel", id), nil, nil, &out)
+	return out, err
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/caesium-io/caesium/api"
 	"github.com/caesium-io/caesium/api/client"
 	"github.com/caesium-io/caesium/reconcile"
+	"github.com/caesium-io/caesium/store"
 	"github.com/caesium-io/caesium/store/storetest"
 )
 
@@ -188,5 +189,81 @@ func TestErrors(t *testing.T) {
 	cancel()
 	if _, err := c.ListJobs(ctx, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// onceJob may have one run in flight and skips the others.
+const onceJob = "apiVersion: v1\nkind: Job\nmetadata:\n  alias: once\n  concurrency:\n    maxRuns: 1\n    strategy: skip\nsteps:\n  - name: main\n    image: alpine:3.20\n"
+
+func TestRuns(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			c, _ := setup(t, backend, "s3cret")
+			if _, err := c.Apply(ctx, api.ApplyRequest{Documents: []api.Document{manifest("a"), {Name: "once.yaml", Content: onceJob}}}); err != nil {
+				t.Fatal(err)
+			}
+
+			first, err := c.StartRun(ctx, "a", "alice")
+			if err != nil || first.ID == 0 || first.Status != store.RunQueued || first.Actor != "alice" || first.JobAlias != "a" || first.JobVersion != 1 {
+				t.Fatalf("StartRun = %+v, %v", first, err)
+			}
+			if r, err := c.StartRun(ctx, "a", ""); err != nil || r.Actor != "api" {
+				t.Errorf("StartRun without an actor = %+v, %v; want actor api", r, err)
+			}
+			if _, err := c.StartRun(ctx, "nope", ""); client.StatusOf(err) != http.StatusNotFound || err.Error() != `job "nope" not found (HTTP 404)` {
+				t.Errorf("StartRun(nope) = %v", err)
+			}
+
+			// Refused by the job's concurrency: the recorded run and a 409.
+			once, err := c.StartRun(ctx, "once", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			skipped, err := c.StartRun(ctx, "once", "")
+			var apiErr *client.Error
+			if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+				t.Fatalf("second StartRun(once) error = %v, want a 409 *client.Error", err)
+			}
+			if skipped.ID <= once.ID || skipped.Status != store.RunSkipped || skipped.Error == "" {
+				t.Errorf("skipped run = %+v", skipped)
+			}
+			if !strings.Contains(err.Error(), "skipped: not started") {
+				t.Errorf("409 error = %q", err)
+			}
+
+			all, err := c.ListRuns(ctx, store.RunFilter{})
+			if err != nil || len(all) != 4 || all[0].ID != skipped.ID {
+				t.Errorf("ListRuns = %d runs, %v", len(all), err)
+			}
+			page, err := c.ListRuns(ctx, store.RunFilter{JobAlias: "a", Status: store.RunQueued, Limit: 1, BeforeID: skipped.ID})
+			if err != nil || len(page) != 1 || page[0].JobAlias != "a" || page[0].ID == first.ID {
+				t.Errorf("ListRuns(a, queued, 1, before) = %+v, %v", page, err)
+			}
+			if _, err := c.ListRuns(ctx, store.RunFilter{Status: "done"}); client.StatusOf(err) != http.StatusBadRequest {
+				t.Errorf("ListRuns(status done) = %v, want 400", err)
+			}
+
+			got, err := c.GetRun(ctx, first.ID)
+			if err != nil || got.ID != first.ID || got.Status != store.RunQueued {
+				t.Errorf("GetRun = %+v, %v", got, err)
+			}
+			if _, err := c.GetRun(ctx, 999999); client.StatusOf(err) != http.StatusNotFound || err.Error() != "run 999999 not found (HTTP 404)" {
+				t.Errorf("GetRun(999999) = %v", err)
+			}
+
+			cancelled, err := c.CancelRun(ctx, first.ID)
+			if err != nil || cancelled.Status != store.RunCancelled {
+				t.Errorf("CancelRun = %+v, %v", cancelled, err)
+			}
+			if _, err := c.CancelRun(ctx, first.ID); client.StatusOf(err) != http.StatusConflict {
+				t.Errorf("CancelRun of a finished run = %v, want 409", err)
+			}
+			if _, err := c.CancelRun(ctx, 999999); client.StatusOf(err) != http.StatusNotFound {
+				t.Errorf("CancelRun(999999) = %v, want 404", err)
+			}
+		})
 	}
 }
