@@ -22,6 +22,8 @@ import (
 
 	"github.com/caesium-io/caesium/api"
 	"github.com/caesium-io/caesium/config"
+	"github.com/caesium-io/caesium/executor"
+	"github.com/caesium-io/caesium/executor/docker"
 	"github.com/caesium-io/caesium/providers/env"
 	"github.com/caesium-io/caesium/providers/file"
 	"github.com/caesium-io/caesium/providers/secrets"
@@ -29,6 +31,10 @@ import (
 	"github.com/caesium-io/caesium/schema"
 	"github.com/caesium-io/caesium/store"
 )
+
+// LabelInstallation is put on every container the agent creates; its
+// value is the store's installation id.
+const LabelInstallation = "io.caesium.installation"
 
 // Option adjusts an agent.
 type Option func(*options)
@@ -52,6 +58,8 @@ type Agent struct {
 	byID         map[string]*Source
 	resolver     *secrets.Router
 	closeSecrets func()
+	runner       *runner
+	closeEngine  func() error
 
 	mu     sync.Mutex
 	leader bool // this agent holds the reconciler lease
@@ -73,21 +81,57 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.ln = ln
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.serve(ctx, reg); err != nil {
+		a.close()
+		_ = ln.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// serve builds what the daemon adds to open: the runner, the API and the
+// routes that share its server (webhooks, HTTP triggers).
+func (a *Agent) serve(ctx context.Context, reg *prometheus.Registry) error {
+	cfg := a.cfg
+	install, err := a.store.InstallationID(ctx)
+	if err != nil {
+		return err
+	}
+	dk, err := docker.New(docker.Config{
+		Host: cfg.Executor.Docker.Host, PullPolicy: cfg.Executor.Docker.PullPolicy, Network: cfg.Executor.Docker.Network,
+		StopTimeout: cfg.Executor.Docker.StopTimeout, Logger: a.log,
+		// Cleanup after a dead agent touches only this installation's
+		// containers on a Docker host that others share.
+		Labels: map[string]string{LabelInstallation: install},
+	})
+	if err != nil {
+		return fmt.Errorf("executor.docker: %w", err)
+	}
+	a.closeEngine = dk.Close
+	engines := map[string]executor.Engine{schema.EngineDocker: dk}
+	a.runner, err = newRunner(cfg.Executor, a.store, engines, a.resolver, reg, a.log.WithGroup("runner"))
+	if err != nil {
+		return err
+	}
+	a.runner.cleanup = dk.Cleanup
 	a.api = api.New(a.store, api.Config{
 		Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: a.log.WithGroup("api"), Sources: a,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), RunQueued: a.runner.Queued,
 	})
 	hooks, err := newWebhooks(cfg.Webhooks, a.resolver, a.store, a, reg, a.log.WithGroup("webhooks"))
 	if err == nil {
 		err = hooks.check(ctx)
 	}
 	if err != nil {
-		a.close()
-		_ = ln.Close()
-		return nil, err
+		return err
 	}
 	a.api.Mount(http.MethodPost, "/v1/webhooks/:provider", hooks)
-	return a, nil
+	trig, err := newTriggers(cfg.Triggers, cfg.Webhooks.ReplayWindow, a, reg, a.runner.Queued, a.log.WithGroup("triggers"))
+	if err != nil {
+		return err
+	}
+	a.api.Mount(http.MethodPost, TriggerPathPrefix+"/*path", trig)
+	return nil
 }
 
 // open builds what both the daemon and --once need: the store, the secret
@@ -166,6 +210,9 @@ func newResolver(ctx context.Context, c config.Secrets, log *slog.Logger) (*secr
 }
 
 func (a *Agent) close() {
+	if a.closeEngine != nil {
+		_ = a.closeEngine()
+	}
 	for _, s := range a.sources {
 		_ = s.Close()
 	}
@@ -253,9 +300,6 @@ func (a *Agent) SourceIDs() []string {
 // with several agents on one PostgreSQL only the leader writes; the others
 // serve the API and take over when the leader goes.
 func (a *Agent) reconcile(ctx context.Context) error {
-	if len(a.sources) == 0 {
-		return nil
-	}
 	host, _ := os.Hostname()
 	identity := fmt.Sprintf("%s:%d", host, os.Getpid())
 	for ctx.Err() == nil {
@@ -272,7 +316,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		a.log.Info("leading: reconciling sources", "identity", identity, "token", lease.Token(), "sources", len(a.sources))
+		a.log.Info("leading: reconciling sources and running jobs", "identity", identity, "token", lease.Token(), "sources", len(a.sources))
 		a.setLeader(true)
 		// Every apply under this context commits only while the lease is
 		// the newest: a leader that lost its lock without noticing yet
@@ -282,6 +326,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		for _, s := range a.sources {
 			g.Go(func() error { return s.Run(gctx) })
 		}
+		g.Go(func() error { return a.runner.Run(gctx) })
 		select {
 		case <-ctx.Done():
 		case <-lease.Done():
@@ -337,6 +382,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	err := g.Wait()
 	for _, s := range a.sources {
 		_ = s.Close()
+	}
+	if a.closeEngine != nil {
+		_ = a.closeEngine()
 	}
 	if a.closeSecrets != nil {
 		a.closeSecrets()

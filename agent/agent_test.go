@@ -39,9 +39,10 @@ func testConfig(t *testing.T, backend string) config.Config {
 
 // running is an agent serving in the background.
 type running struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error
+	url          string
+	cancel       context.CancelFunc
+	done         chan error
+	installation string // the store's installation id, set by runAgent
 }
 
 func start(t *testing.T, cfg config.Config) *running {

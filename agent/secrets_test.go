@@ -24,6 +24,7 @@ import (
 
 	"github.com/caesium-io/caesium/agent"
 	"github.com/caesium-io/caesium/config"
+	"github.com/caesium-io/caesium/executor/docker/dockertest"
 	"github.com/caesium-io/caesium/providers/vault/vaulttest"
 	"github.com/caesium-io/caesium/store"
 	"github.com/caesium-io/caesium/store/storetest"
@@ -203,6 +204,9 @@ const (
 )
 
 // leakJob references a secret of every kind, in every field that takes one.
+// Its step prints every value it receives, and its SHA-256: the recorded
+// output must show neither value, while the hashes prove the values arrived.
+// Format arguments: a variant, the image, the callback receiver's URL.
 const leakJob = `apiVersion: v1
 kind: Job
 metadata:
@@ -213,18 +217,19 @@ trigger:
     path: /hooks/app
     secret: secret://env/` + envTriggerSecret + `
 callbacks:
-  - url: https://hooks.example.com/app
+  - url: %[3]s/app
     headers:
       Authorization: secret://file/hooks/token
 steps:
   - name: main
-    image: alpine:3.20
+    image: %[2]s
+    command: ["sh", "-c", "for v in \"$FROM_ENV\" \"$FROM_FILE\" \"$FROM_VAULT\" \"$FROM_VAULT_V1\"; do echo \"value: $v\"; printf %%s \"$v\" | sha256sum; done"]
     env:
       FROM_ENV: secret://env/` + envStepToken + `
       FROM_FILE: secret://file/app/db-password
       FROM_VAULT: secret://vault/kv/app#field
       FROM_VAULT_V1: secret://vault/kv/app#field?version=1
-      PLAIN: %s
+      PLAIN: %[1]s
 `
 
 // leakRefs are the references of leakJob, which the store, the API and plans
@@ -251,16 +256,15 @@ var leakRefs = []string{
 // or token appears in any log line (debug level), API response, metric,
 // error, database row or file in the data directory.
 //
-// The agent resolves only the Git password, the webhook secret and the
-// Vault login credentials: step env and callback headers are resolved at
-// run time, by an executor this repository does not have yet, and the http
-// trigger secret per request, by trigger endpoints it does not have yet
-// either. Their secrets exist (in the environment, the secrets directory
-// and Vault) so that any path resolving them would be caught, and the test
-// checks that the stored specs, the database rows and the plan of the diff
-// hold the references. The CLI's lint --check-secrets, which does resolve
-// them, is scanned in cmd/caesium/secrets_leak_test.go (this package
-// cannot call its run).
+// Then a request signed with the http trigger's secret (resolved per
+// request) starts a run on the real Docker Engine whose step receives the
+// env, file and Vault (latest and pinned) secrets, resolved at the
+// attempt's start, and prints them; the run's callback is sent with its
+// header secret from a file. The step's output must reach the run history
+// with every value redacted, and the callback receiver must get the header's
+// value, the only place besides the container it may go. The CLI's lint
+// --check-secrets is scanned in cmd/caesium/secrets_leak_test.go (this
+// package cannot call its run).
 func TestSecretsNeverLeak(t *testing.T) {
 	// Not parallel: t.Setenv. The agent reads secret://env from its process
 	// environment, as in production.
@@ -277,13 +281,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 			l.secret("webhook secret (env)", webhookSecret)
 			l.secret("step token (env)", stepToken)
 			l.secret("trigger secret (env)", triggerSecret)
-			leakScan(t, backend, l, webhookSecret)
+			leakScan(t, backend, l, envValues{webhook: webhookSecret, step: stepToken, trigger: triggerSecret})
 		})
 	}
 }
 
+// envValues are the secrets TestSecretsNeverLeak puts in the environment.
+type envValues struct{ webhook, step, trigger string }
+
 // leakScan is TestSecretsNeverLeak on one store backend.
-func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
+func leakScan(t *testing.T, backend string, l *leaks, env envValues) {
+	webhookSecret := env.webhook
+	img := dockertest.Image(t)
+	sink := newCallbackSink(t)
 	const gitUser = "caesium"
 	var (
 		gitPassword = secretValue(t, "git-password")
@@ -318,7 +328,7 @@ func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
 	writeSecretFile(t, filepath.Join(secretsDir, "app", "db-password"), filePass+"\n")
 
 	w := newWorkRepo(t)
-	w.write("jobs/app.yaml", fmt.Sprintf(leakJob, "one"))
+	w.write("jobs/app.yaml", fmt.Sprintf(leakJob, "one", img, sink.URL))
 	w.write("jobs/plain.yaml", manifest("plain", "1"))
 	c1 := w.commit("first")
 	gs := startGitServer(t, filepath.Dir(w.Dir), gitUser, gitPassword)
@@ -356,7 +366,7 @@ func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
 
 	// A push, announced by a signed GitHub webhook: the agent resolves the
 	// webhook secret to verify it and syncs the new commit at once.
-	w.write("jobs/app.yaml", fmt.Sprintf(leakJob, "two"))
+	w.write("jobs/app.yaml", fmt.Sprintf(leakJob, "two", img, sink.URL))
 	c2 := w.commit("second")
 	push := fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"clone_url":%q}}`, c2, gs.url("work"))
 	code, body := postSignedGitHub(t, base, "push", "d-push-1", webhookSecret, push)
@@ -392,7 +402,7 @@ func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
 	waitSourceApplied(t, base, "leak", c3)
 
 	// A dry-run diff of a changed manifest shows references on both sides.
-	changed := strings.Replace(fmt.Sprintf(leakJob, "two"), "secret://vault/kv/app#field\n", "secret://vault/kv/app#field?version=2\n", 1)
+	changed := strings.Replace(fmt.Sprintf(leakJob, "two", img, sink.URL), "secret://vault/kv/app#field\n", "secret://vault/kv/app#field?version=2\n", 1)
 	code, body = do(t, http.MethodPost, base+"/v1/jobdefs/diff?sourceId=leak", "application/yaml", changed)
 	l.seen("POST /v1/jobdefs/diff", body)
 	if code != http.StatusOK || !strings.Contains(body, `"updated"`) ||
@@ -400,7 +410,42 @@ func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
 		t.Errorf("diff of a changed manifest: %d, want 200 with an update showing the old and the new reference:\n%s", code, body)
 	}
 
-	for _, path := range []string{"/v1/jobs", "/v1/jobs/app", "/v1/jobs/plain", "/v1/sources", "/v1/sources/leak", "/v1/applies", "/v1/webhooks/deliveries", "/metrics", "/readyz"} {
+	// A run, started by a request signed with the trigger's secret; then one
+	// signed with another secret, which starts nothing.
+	code, a, body := signedTrigger(t, base, "/hooks/app", env.trigger, time.Now(), `{"why":"leak scan"}`)
+	l.seen("trigger response", body)
+	if code != http.StatusAccepted {
+		t.Fatalf("signed trigger: %d %s", code, body)
+	}
+	code, _, body = signedTrigger(t, base, "/hooks/app", "not-"+env.trigger, time.Now(), `{}`)
+	l.seen("trigger response (bad signature)", body)
+	if code != http.StatusUnauthorized {
+		t.Errorf("trigger signed with another secret: %d %s, want 401", code, body)
+	}
+	run := waitRun(t, base, a.RunID)
+	out := task(t, run, "main").Output
+	if run.Status != store.RunSucceeded {
+		t.Fatalf("run: %s %q %+v", run.Status, run.Error, run.Tasks)
+	}
+	for what, v := range map[string]string{"env": env.step, "file": filePass, "vault latest": appV2, "vault version 1": appV1} {
+		sum := sha256.Sum256([]byte(v))
+		if !strings.Contains(out, hex.EncodeToString(sum[:])) {
+			t.Errorf("the step did not receive the %s secret (its hash is not in the output):\n%s", what, out)
+		}
+	}
+	if strings.Count(out, "value: [REDACTED]") != 4 {
+		t.Errorf("the step's printed values are not all redacted in the recorded output:\n%s", out)
+	}
+	waitFor(t, "the callback to be recorded", func() bool {
+		r, _ := getRun(t, base, run.ID)
+		return len(r.Callbacks) == 1
+	})
+	if reqs := sink.requests(); len(reqs) != 1 || reqs[0].header.Get("Authorization") != hookToken {
+		t.Errorf("the callback receiver did not get the header secret from the file (%d requests)", len(reqs))
+	}
+	runPath := fmt.Sprintf("/v1/runs/%d", run.ID)
+
+	for _, path := range []string{"/v1/jobs", "/v1/jobs/app", "/v1/jobs/plain", "/v1/sources", "/v1/sources/leak", "/v1/applies", "/v1/webhooks/deliveries", "/v1/runs", runPath, "/v1/jobs/app/runs", "/metrics", "/readyz"} {
 		code, body := do(t, http.MethodGet, base+path, "", "")
 		if code != http.StatusOK {
 			t.Errorf("GET %s: %d %s", path, code, body)
@@ -426,7 +471,7 @@ func leakScan(t *testing.T, backend string, l *leaks, webhookSecret string) {
 		t.Errorf("Run: %v", err)
 	}
 	l.seen("logs", logs.String())
-	for _, want := range []string{"logged in to vault", `"msg":"synced"`, `"msg":"request"`} {
+	for _, want := range []string{"logged in to vault", `"msg":"synced"`, `"msg":"request"`, `"msg":"run finished"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("debug logs lack %q: the scan would not have seen them", want)
 		}

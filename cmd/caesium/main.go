@@ -1,5 +1,6 @@
 // Command caesium is the Caesium command line: it checks job manifests and
-// prints the JSON Schema editors use to check them as they are written.
+// prints the JSON Schema editors use to check them as they are written,
+// applies them to an agent, and starts, follows and cancels runs.
 package main
 
 import (
@@ -37,6 +38,11 @@ func exitCode(err error, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "caesium: %v\n", err)
+		return 2
+	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "caesium: interrupted")
 		return 130
@@ -60,8 +66,9 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "caesium",
 		Short: "Caesium: a Git-native job scheduler",
-		Long: "caesium checks job manifests, applies them to a Caesium agent and shows its jobs.\n\n" +
-			"Exit status: 0 on success, 1 on errors (including lint errors), 130 when interrupted.",
+		Long: "caesium checks job manifests, applies them to a Caesium agent, shows its jobs and runs them.\n\n" +
+			"Exit status: 0 on success, 1 on errors (including lint errors), 130 when interrupted;\n" +
+			"job diff, run and trigger say in their help what else they return.",
 		// Errors are printed once, by main, as "caesium: <msg>"; usage is
 		// for --help, not for every mistake.
 		SilenceErrors: true,
@@ -70,7 +77,8 @@ func newRootCmd(getenv func(string) string) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
-	root.AddCommand(newSchemaCmd(), newVersionCmd(), newJobCmd(getenv), newSourceCmd(getenv), newWebhookCmd(getenv))
+	root.AddCommand(newSchemaCmd(), newVersionCmd(), newJobCmd(getenv), newSourceCmd(getenv), newWebhookCmd(getenv),
+		newRunCmd(getenv), newTriggerCmd(getenv))
 	return root
 }
 
