@@ -2,12 +2,15 @@ package agent_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 	"github.com/caesium-io/caesium/api"
 	"github.com/caesium-io/caesium/config"
 	"github.com/caesium-io/caesium/executor/docker/dockertest"
+	"github.com/caesium-io/caesium/providers/vault/vaulttest"
 	"github.com/caesium-io/caesium/store"
 	"github.com/caesium-io/caesium/store/storetest"
 )
@@ -499,5 +503,60 @@ steps:
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestRunVaultDown: with Vault answering 503 (sealed), a run whose step
+// needs a Vault secret fails naming the reference, a run of a job without
+// Vault secrets succeeds at the same time, and once Vault is back the next
+// run of the first job gets its value.
+func TestRunVaultDown(t *testing.T) {
+	t.Parallel()
+	img := dockertest.Image(t)
+	const ref = "secret://vault/kv/app#token"
+	value := secretValue(t, "vault-step")
+	vs := vaulttest.New(t, vaulttest.Options{})
+	vs.Mount("kv", 2)
+	vs.Put("kv", "app", map[string]any{"token": value})
+	tokenFile := filepath.Join(t.TempDir(), "vault-token")
+	writeSecretFile(t, tokenFile, vs.CreateToken(vaulttest.TokenOptions{})+"\n")
+	r := runAgent(t, "sqlite", nil, func(c *config.Config) {
+		c.Secrets.Vault = &config.Vault{Address: vs.URL, MaxRetries: -1, Auth: config.VaultAuth{Method: "token", TokenFile: tokenFile}}
+	})
+	sum := sha256.Sum256([]byte(value))
+	applyYAML(t, r.url, fmt.Sprintf(`apiVersion: v1
+kind: Job
+metadata: {alias: vaulted}
+steps:
+  - name: use
+    image: %[1]s
+    env: {TOKEN: %[2]q}
+    command: ["sh", "-c", "printf %%s \"$TOKEN\" | sha256sum"]
+---
+apiVersion: v1
+kind: Job
+metadata: {alias: plain}
+steps:
+  - name: ok
+    image: %[1]s
+    command: ["true"]
+`, img, ref))
+
+	vs.Fail(http.StatusServiceUnavailable)
+	down := startRun(t, r.url, "vaulted", http.StatusAccepted)
+	plain := startRun(t, r.url, "plain", http.StatusAccepted)
+	got := waitRun(t, r.url, down.ID)
+	t.Logf("step error with Vault down: %s", task(t, got, "use").Error)
+	if use := task(t, got, "use"); got.Status != store.RunFailed || !strings.Contains(use.Error, ref) || !strings.Contains(use.Error, "TOKEN") {
+		t.Errorf("with Vault down: run %s, step %s %q; want failed naming TOKEN and %s", got.Status, use.Status, use.Error, ref)
+	}
+	if got := waitRun(t, r.url, plain.ID); got.Status != store.RunSucceeded {
+		t.Errorf("a job without Vault secrets: %s %q, want succeeded", got.Status, got.Error)
+	}
+
+	vs.Fail(0)
+	up := waitRun(t, r.url, startRun(t, r.url, "vaulted", http.StatusAccepted).ID)
+	if out := task(t, up, "use").Output; up.Status != store.RunSucceeded || !strings.Contains(out, hex.EncodeToString(sum[:])) {
+		t.Errorf("with Vault back: %s, output %q; want succeeded with the value's hash", up.Status, out)
 	}
 }
