@@ -303,8 +303,15 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	host, _ := os.Hostname()
 	identity := fmt.Sprintf("%s:%d", host, os.Getpid())
 	for ctx.Err() == nil {
-		lease, err := a.store.Campaign(ctx, store.LeaderOptions{Name: "reconciler", Identity: identity})
+		// The lease ends with ctx only while campaigning: once leading it
+		// lasts until Resign, so that on a graceful stop the runner still
+		// records the runs it interrupts (and sends their callbacks) under it.
+		lctxBase, endLease := context.WithCancel(context.WithoutCancel(ctx))
+		stopCampaign := context.AfterFunc(ctx, endLease)
+		lease, err := a.store.Campaign(lctxBase, store.LeaderOptions{Name: "reconciler", Identity: identity})
+		stopCampaign()
 		if err != nil {
+			endLease()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -336,6 +343,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 		_ = g.Wait()
 		a.setLeader(false)
 		lease.Resign()
+		endLease()
 	}
 	return nil
 }

@@ -52,6 +52,9 @@ type runner struct {
 	resolver resolver
 	log      *slog.Logger
 	wake     chan struct{}
+	// retryDelay is the first wait before recording a run's end again
+	// while the store is unavailable; it doubles up to maxRetryDelay.
+	retryDelay time.Duration
 
 	mu     sync.Mutex
 	active map[int64]context.CancelCauseFunc
@@ -64,8 +67,9 @@ type runner struct {
 func newRunner(cfg config.Executor, st runStore, engines map[string]executor.Engine, res resolver, reg prometheus.Registerer, log *slog.Logger) (*runner, error) {
 	r := &runner{
 		cfg: cfg, store: st, engines: engines, resolver: res, log: log,
-		wake:   make(chan struct{}, 1),
-		active: map[int64]context.CancelCauseFunc{},
+		wake:       make(chan struct{}, 1),
+		retryDelay: time.Second,
+		active:     map[int64]context.CancelCauseFunc{},
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "caesium_runs_finished_total",
 			Help: "Runs this agent finished, by status.",
@@ -76,7 +80,7 @@ func newRunner(cfg config.Executor, st runStore, engines map[string]executor.Eng
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "caesium_run_duration_seconds",
-			Help:    "Time from a run's claim to its end, callbacks included.",
+			Help:    "Time from a run's claim to its recorded end (before its callbacks are sent).",
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 16),
 		}),
 	}
@@ -99,28 +103,19 @@ func (r *runner) Queued() {
 // Run executes runs until ctx ends; ctx carries the leader's lease, so
 // every state change is fenced. On return every run it started has ended.
 func (r *runner) Run(ctx context.Context) error {
-	if n, err := r.store.InterruptRuns(ctx, errAgentStopping.Error()); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.log.Warn("fail interrupted runs", "err", err)
-	} else if n > 0 {
-		r.log.Warn("failed runs left running by a previous leader", "runs", n)
-	}
-	if r.cleanup != nil {
-		if n, err := r.cleanup(ctx); err != nil {
-			r.log.Warn("remove leftover containers", "err", err)
-		} else if n > 0 {
-			r.log.Info("removed leftover containers", "containers", n)
-		}
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	tick := time.NewTicker(r.cfg.PollInterval)
 	defer tick.Stop()
+	tookOver := false
 	for {
-		r.claim(ctx, &wg)
-		r.checkCancels(ctx)
+		if !tookOver {
+			tookOver = r.takeOver(ctx)
+		}
+		if tookOver {
+			r.claim(ctx, &wg)
+			r.checkCancels(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -133,6 +128,31 @@ func (r *runner) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// takeOver fails the runs a previous leader left running and removes the
+// containers it left, and reports whether the runs were failed. Until they
+// are, nothing is claimed: they hold their jobs' concurrency slots, and
+// failing them later would fail this leader's own runs as well.
+func (r *runner) takeOver(ctx context.Context) bool {
+	n, err := r.store.InterruptRuns(ctx, errAgentStopping.Error())
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("fail interrupted runs; retrying", "err", err)
+		}
+		return false
+	}
+	if n > 0 {
+		r.log.Warn("failed runs left running by a previous leader", "runs", n)
+	}
+	if r.cleanup != nil {
+		if n, err := r.cleanup(ctx); err != nil {
+			r.log.Warn("remove leftover containers", "err", err)
+		} else if n > 0 {
+			r.log.Info("removed leftover containers", "containers", n)
+		}
+	}
+	return true
 }
 
 func (r *runner) claim(ctx context.Context, wg *sync.WaitGroup) {
@@ -150,7 +170,10 @@ func (r *runner) claim(ctx context.Context, wg *sync.WaitGroup) {
 		return
 	}
 	for _, run := range runs {
-		rctx, cancel := context.WithCancelCause(ctx)
+		// Not ended by ctx itself, whose cause would read as a plain cancel:
+		// Run ends it with errAgentStopping, checkCancels with
+		// errCancelRequested.
+		rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 		r.mu.Lock()
 		r.active[run.ID] = cancel
 		r.mu.Unlock()
@@ -166,7 +189,7 @@ func (r *runner) claim(ctx context.Context, wg *sync.WaitGroup) {
 				cancel(nil)
 				r.Queued() // a slot is free
 			}()
-			r.execute(rctx, run)
+			r.execute(ctx, rctx, run)
 		}()
 	}
 }
@@ -198,15 +221,19 @@ func (r *runner) checkCancels(ctx context.Context) {
 	}
 }
 
-// execute runs one claimed run to its end and records it.
-func (r *runner) execute(ctx context.Context, run store.Run) {
+// maxRetryDelay bounds the wait between attempts to record a run's end.
+const maxRetryDelay = 30 * time.Second
+
+// execute runs one claimed run to its end and records it; lead is the
+// runner's context, which ends with leadership or the agent.
+func (r *runner) execute(lead, ctx context.Context, run store.Run) {
 	start := time.Now()
 	log := r.log.With("run_id", run.ID, "job", run.JobAlias, "version", run.JobVersion)
 	// Recording outlives a cancel, but not the lease: the store refuses a
 	// write under a lease that is no longer the newest.
 	rec := context.WithoutCancel(ctx)
 	finish := func(status store.RunStatus, msg string) bool {
-		if err := r.store.FinishRun(rec, run.ID, status, msg, nil); err != nil {
+		if err := r.finishRun(lead, rec, run.ID, status, msg); err != nil {
 			log.Error("record run end", "status", string(status), "err", err)
 			return false
 		}
@@ -238,10 +265,11 @@ func (r *runner) execute(ctx context.Context, run store.Run) {
 		},
 	})
 	status, msg := store.RunStatus(res.Status), res.Error
-	if cause := context.Cause(ctx); errors.Is(cause, errAgentStopping) {
+	// Only a run the end of ctx interrupted (the executor says cancelled)
+	// takes the cause's status: a stop or cancel that arrives after the last
+	// step finished changes nothing.
+	if res.Status == executor.RunCancelled && errors.Is(context.Cause(ctx), errAgentStopping) {
 		status, msg = store.RunFailed, errAgentStopping.Error()
-	} else if errors.Is(cause, errCancelRequested) {
-		status = store.RunCancelled
 	}
 	// The run ends before its callbacks are sent, so slow receivers hold
 	// neither the job's concurrency slot nor the run's status.
@@ -273,6 +301,26 @@ func (r *runner) execute(ctx context.Context, run store.Run) {
 	}
 	if err := r.store.RecordCallbacks(rec, run.ID, cbs); err != nil {
 		log.Warn("record callbacks", "err", err)
+	}
+}
+
+// finishRun records the end of a run, again and again while the store is
+// unavailable and lead lasts: a run left running holds its job's
+// concurrency slot until the next leader fails it.
+func (r *runner) finishRun(lead, rec context.Context, id int64, status store.RunStatus, msg string) error {
+	delay := r.retryDelay
+	for {
+		err := r.store.FinishRun(rec, id, status, msg, nil)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		r.log.Warn("record run end; retrying", "run_id", id, "in", delay, "err", err)
+		select {
+		case <-lead.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxRetryDelay)
 	}
 }
 

@@ -310,21 +310,25 @@ steps:
 }
 
 // TestRunInterruptedByStop: an agent that stops while a run is in flight
-// stops its container and records the run as failed, interrupted; it is not
-// run again by the next agent.
+// stops its container, records the run as failed, interrupted, and sends
+// its failure callback before it exits; it is not run again by the next
+// agent.
 func TestRunInterruptedByStop(t *testing.T) {
 	t.Parallel()
 	img := dockertest.Image(t)
+	sink := newCallbackSink(t)
 	dbURL := storetest.URL(t, "postgres")
 	r := runAgent(t, "postgres", nil, func(c *config.Config) { c.Database.URL = dbURL })
 	applyYAML(t, r.url, fmt.Sprintf(`apiVersion: v1
 kind: Job
 metadata: {alias: long}
+callbacks:
+  - url: %s/done
 steps:
   - name: sleep
     image: %s
     command: ["sleep", "600"]
-`, img))
+`, sink.URL, img))
 	run := startRun(t, r.url, "long", http.StatusAccepted)
 	waitFor(t, "the step to run", func() bool {
 		got, _ := getRun(t, r.url, run.ID)
@@ -334,6 +338,23 @@ steps:
 		t.Fatalf("stop: %v", err)
 	}
 	noContainersLeft(t, r, run.ID)
+	// Recorded by the agent that stopped, before any other agent starts.
+	st, err := store.Open(context.Background(), dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, err := st.GetRun(context.Background(), run.ID)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stopped.Status != store.RunFailed || !strings.Contains(stopped.Error, "interrupted") ||
+		len(stopped.Tasks) != 1 || stopped.Tasks[0].Status == store.TaskRunning {
+		t.Errorf("after a graceful stop: run %s %q, steps %+v; want failed, interrupted, no step running", stopped.Status, stopped.Error, stopped.Tasks)
+	}
+	if reqs := sink.requests(); len(reqs) != 1 || reqs[0].header.Get("X-Caesium-Event") != "run.failed" {
+		t.Errorf("after a graceful stop: %d callback requests, want one run.failed", len(reqs))
+	}
 	next := runAgent(t, "postgres", nil, func(c *config.Config) { c.Database.URL = dbURL })
 	got := waitRun(t, next.url, run.ID)
 	if got.Status != store.RunFailed || !strings.Contains(got.Error, "interrupted") {
