@@ -272,7 +272,15 @@ func (o CallbackOptions) post(ctx context.Context, url string, h http.Header, bo
 		return resp.StatusCode, false, nil
 	}
 	err = fmt.Errorf("HTTP %s", resp.Status)
-	if text := oneLine(o.Redact(scrub(string(snippet), secrets))); text != "" {
+	text := o.Redact(scrub(string(snippet), secrets))
+	if len(snippet) == read {
+		// The body may go on: the last bytes read can start a secret that
+		// no scrubbing finds, and scrubbing or collapsing whitespace could
+		// bring them into view. Keep only what is shown of an unchanged text
+		// (and one byte more, so that the cut is marked).
+		text = text[:max(0, len(text)-(read-maxBodyInError-1))]
+	}
+	if text := oneLine(text); text != "" {
 		err = fmt.Errorf("HTTP %s: %s", resp.Status, text)
 	}
 	retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests

@@ -378,6 +378,29 @@ func TestSendCallbacksRedactsErrors(t *testing.T) {
 	}
 }
 
+// TestSendCallbacksRedactsCutSecret: an answer echoing the secret past the
+// part that is read (after a run of whitespace, which the error collapses)
+// shows no part of it.
+func TestSendCallbacksRedactsCutSecret(t *testing.T) {
+	t.Parallel()
+	const token = "relay-token-3f9a2b7c"
+	h := newHook(t, http.StatusBadRequest)
+	h.body = "bad request:" + strings.Repeat(" ", 1020) + "token " + token + " refused"
+	res := newResolver(map[string]string{"secret://env/RELAY_TOKEN": token})
+	ds := executor.SendCallbacks(testContext(t), callbackJob(t, `
+  - url: "`+h.srv.URL+`/hook"
+    headers: {X-Relay-Token: secret://env/RELAY_TOKEN}
+`), summary(executor.RunFailed), executor.CallbackOptions{Resolver: res, Clock: newClock()})
+	if len(ds) != 1 || !strings.HasPrefix(ds[0].Error, "HTTP 400 Bad Request") {
+		t.Fatalf("deliveries %+v", ds)
+	}
+	for i := 0; i+4 <= len(token); i++ {
+		if part := token[i : i+4]; strings.Contains(ds[0].Error, part) {
+			t.Fatalf("error %q holds %q, part of the secret", ds[0].Error, part)
+		}
+	}
+}
+
 func TestSendCallbacksCancelDuringBackoff(t *testing.T) {
 	t.Parallel()
 	h := newHook(t, http.StatusServiceUnavailable)

@@ -373,7 +373,7 @@ func (r *runner) attempt(ctx context.Context, eng Engine, s *schema.Step, n int)
 		Workdir: s.Workdir,
 	}
 	code, runErr := safeRun(actx, eng, task, out)
-	res := attemptResult{output: r.tailText(out.String(), secrets)}
+	res := attemptResult{output: r.tailText(out.String(), out.cut(), slack, secrets)}
 	switch {
 	case runErr == nil && code == 0:
 		res.ok = true
@@ -491,18 +491,23 @@ func scrub(s string, secrets []string) string {
 }
 
 // tailText turns the kept bytes of an attempt's output into the stored
-// tail: scrubbed and redacted first (the slack kept beyond the limit means a
-// secret cut at the front of the buffer falls outside the final tail), then
-// cut to OutputLimit bytes on a rune boundary, as valid UTF-8 without NUL
-// bytes so any database text column takes it.
-func (r *runner) tailText(s string, secrets []string) string {
+// tail: scrubbed and redacted first, then cut to OutputLimit bytes on a rune
+// boundary, as valid UTF-8 without NUL bytes so any database text column
+// takes it. When the output was cut at the front (cut), the first slack
+// bytes may end a secret whose start was dropped, which no scrubbing finds:
+// they are never kept, even when scrubbing shortened what follows them.
+func (r *runner) tailText(s string, cut bool, slack int, secrets []string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	s = r.clean(s, secrets)
-	if len(s) <= r.opts.OutputLimit {
+	keep := r.opts.OutputLimit
+	if cut {
+		keep = min(keep, max(len(s)-slack, 0))
+	}
+	if len(s) <= keep {
 		return s
 	}
-	s = s[len(s)-r.opts.OutputLimit:]
+	s = s[len(s)-keep:]
 	for i := 0; i < len(s) && i < utf8.UTFMax; i++ { // drop a partial rune at the front
 		if utf8.RuneStart(s[i]) {
 			return s[i:]

@@ -783,6 +783,34 @@ steps:
 	}
 }
 
+// TestExecuteOutputTailRepeatedSecret: a secret printed over and over
+// shrinks the output when it is scrubbed, which must not bring the end of a
+// secret cut off at the front of the kept bytes into the tail.
+func TestExecuteOutputTailRepeatedSecret(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-live-0123456789abcdef"
+	const limit = 8 << 10
+	f := setup(t, map[string]script{"s": say(strings.Repeat(secret+"\n", 600), 0)})
+	f.opts.OutputLimit = limit
+	f.opts.Resolver = newResolver(map[string]string{"secret://env/KEY": secret})
+	res := f.run(t, testContext(t), `
+apiVersion: v1
+kind: Job
+metadata: {alias: out}
+steps:
+  - {name: s, image: busybox, env: {KEY: secret://env/KEY}}
+`)
+	got := task(t, res, "s").Output
+	if len(got) > limit || !strings.HasSuffix(got, "[REDACTED]\n") {
+		t.Errorf("output of %d bytes (limit %d) ends %q, want redacted lines", len(got), limit, got[max(0, len(got)-40):])
+	}
+	for i := 0; i+6 <= len(secret); i++ {
+		if part := secret[i : i+6]; strings.Contains(got, part) {
+			t.Fatalf("output holds %q, part of the secret: it starts %q", part, got[:min(len(got), 40)])
+		}
+	}
+}
+
 func TestExecuteMissingEngine(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)

@@ -4,9 +4,10 @@ import "sync"
 
 // tail is an io.Writer that keeps the last max bytes written to it.
 type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	written int64
 }
 
 func newTail(max int) *tail { return &tail{max: max} }
@@ -15,6 +16,7 @@ func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := len(p)
+	t.written += int64(n)
 	if n >= t.max {
 		t.buf = append(t.buf[:0], p[n-t.max:]...)
 		return n, nil
@@ -37,4 +39,11 @@ func (t *tail) String() string {
 		return string(t.buf[len(t.buf)-t.max:])
 	}
 	return string(t.buf)
+}
+
+// cut reports whether bytes were dropped from the front.
+func (t *tail) cut() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.written > int64(t.max)
 }
