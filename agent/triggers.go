@@ -69,6 +69,7 @@ type triggerStore interface {
 	JobByHTTPPath(ctx context.Context, path string) (store.Job, error)
 	CreateRun(ctx context.Context, r store.NewRun) (store.Run, error)
 	SeenReplay(ctx context.Context, keys []string, window time.Duration) (bool, error)
+	ForgetReplay(ctx context.Context, keys []string) error
 }
 
 // triggers serves POST /v1/triggers/{path}: find the job whose http trigger
@@ -136,6 +137,13 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusNotFound, TriggerAnswer{Result: "unknown", Reason: "no job has an http trigger at this path"})
 		return
 	}
+	if errors.Is(err, store.ErrConflict) {
+		// Two sources declare the path; which job to start is not for the
+		// caller to learn, nor to guess. The log names both.
+		t.log.Error("trigger: ambiguous path", "path", path, "err", err)
+		answer(http.StatusConflict, TriggerAnswer{Result: "ambiguous", Reason: "more than one job has an http trigger at this path; the agent's log names them"})
+		return
+	}
 	if err != nil {
 		t.log.Error("trigger: find job", "path", path, "err", err)
 		answer(http.StatusServiceUnavailable, TriggerAnswer{Result: "unavailable", Reason: "the database is unavailable"})
@@ -172,8 +180,9 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusUnauthorized, TriggerAnswer{Result: "unauthorized", Reason: err.Error()})
 		return
 	}
+	var keys []string
 	if sig != "" {
-		keys := []string{"trigger:" + sig}
+		keys = []string{"trigger:" + sig}
 		dup := TriggerAnswer{Result: "duplicate", Reason: "this signed request was already received", Job: job.Alias}
 		if t.recent.seen(keys, now) {
 			answer(http.StatusConflict, dup)
@@ -193,6 +202,15 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := t.store.CreateRun(context.WithoutCancel(ctx), store.NewRun{JobAlias: job.Alias, Trigger: schema.TriggerHTTP, Actor: "http " + clientAddr(r)})
 	if err != nil {
+		// The request took no effect: its retry must not be a duplicate.
+		t.recent.remove(keys)
+		if ferr := t.store.ForgetReplay(context.WithoutCancel(ctx), keys); ferr != nil {
+			t.log.Warn("trigger: forget replay key", "err", ferr)
+		}
+		if errors.Is(err, store.ErrNotFound) { // deleted since the lookup
+			answer(http.StatusNotFound, TriggerAnswer{Result: "unknown", Reason: "no job has an http trigger at this path"})
+			return
+		}
 		t.log.Error("trigger: create run", "job", job.Alias, "err", err)
 		answer(http.StatusServiceUnavailable, TriggerAnswer{Result: "unavailable", Reason: "the run could not be queued"})
 		return

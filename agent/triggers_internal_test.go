@@ -1,14 +1,26 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/caesium-io/caesium/api"
+	"github.com/caesium-io/caesium/config"
 	"github.com/caesium-io/caesium/schema"
+	"github.com/caesium-io/caesium/store"
+	"github.com/caesium-io/caesium/store/storetest"
 )
 
 func TestVerifyTrigger(t *testing.T) {
@@ -85,4 +97,84 @@ func FuzzVerifyTrigger(f *testing.F) {
 			}
 		}
 	})
+}
+
+// failingCreate is the real store, but its next CreateRun fails as if the
+// database had gone away for that one statement: a fault no real database
+// produces on cue.
+type failingCreate struct {
+	*store.Store
+	fail atomic.Bool
+}
+
+func (f *failingCreate) CreateRun(ctx context.Context, r store.NewRun) (store.Run, error) {
+	if f.fail.CompareAndSwap(true, false) {
+		return store.Run{}, fmt.Errorf("create run: %w", store.ErrUnavailable)
+	}
+	return f.Store.CreateRun(ctx, r)
+}
+
+type staticSecret string
+
+func (s staticSecret) Resolve(context.Context, string) (string, error) { return string(s), nil }
+
+// TestTriggerRetryAfterFailedCreate: a signed request whose run could not
+// be created (503) took no effect, so the sender's retry of the very same
+// request queues the run instead of being refused as a replay.
+func TestTriggerRetryAfterFailedCreate(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			const secret = "trigger-secret-0123456789"
+			st := &failingCreate{Store: storetest.Open(t, backend)}
+			docs, diags := schema.Parse("deploy.yaml", []byte(`apiVersion: v1
+kind: Job
+metadata: {alias: deploy}
+trigger:
+  type: http
+  configuration: {path: /hooks/deploy, secret: "secret://env/DEPLOY_SECRET"}
+steps:
+  - {name: roll, image: busybox}
+`), schema.DefaultLimits)
+			if schema.CountErrors(diags) > 0 {
+				t.Fatalf("manifest: %v", diags)
+			}
+			job := docs[0].Job
+			if _, err := st.ApplyChanges(context.Background(), []store.Change{{Op: store.OpCreate, Alias: "deploy", Job: job, Hash: job.Hash(), Provenance: store.Provenance{SourceID: "manual"}}}); err != nil {
+				t.Fatal(err)
+			}
+			queued := 0
+			cfg := config.Default().Triggers
+			tr := &triggers{
+				cfg: cfg, window: time.Hour, resolver: staticSecret(secret), store: st, queued: func() { queued++ },
+				recent: newReplayCache(16, 2*cfg.ClockSkew), inFlight: make(chan struct{}, 1),
+				log: slog.New(slog.DiscardHandler), now: time.Now,
+				requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"result"}),
+			}
+			ts, body := time.Now(), []byte(`{"n":1}`)
+			post := func() *httptest.ResponseRecorder {
+				req := httptest.NewRequest(http.MethodPost, TriggerPathPrefix+"/hooks/deploy", bytes.NewReader(body))
+				req.SetPathValue("path", "/hooks/deploy")
+				req.Header.Set(api.HeaderTriggerTimestamp, strconv.FormatInt(ts.Unix(), 10))
+				req.Header.Set(api.HeaderTriggerSignature, api.SignTrigger(secret, ts, body))
+				w := httptest.NewRecorder()
+				tr.ServeHTTP(w, req)
+				return w
+			}
+			st.fail.Store(true)
+			if w := post(); w.Code != http.StatusServiceUnavailable {
+				t.Fatalf("with CreateRun failing: %d %s, want 503", w.Code, w.Body)
+			}
+			if w := post(); w.Code != http.StatusAccepted {
+				t.Fatalf("the retry: %d %s, want 202", w.Code, w.Body)
+			}
+			if w := post(); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "duplicate") {
+				t.Fatalf("a replay of the accepted request: %d %s, want 409 duplicate", w.Code, w.Body)
+			}
+			if queued != 1 {
+				t.Errorf("runner woken %d times, want 1", queued)
+			}
+		})
+	}
 }

@@ -382,6 +382,18 @@ func (c *replayCache) seen(keys []string, now time.Time) bool {
 	return false
 }
 
+// remove forgets keys.
+func (c *replayCache) remove(keys []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := c.keys[k]; ok {
+			delete(c.keys, k)
+			c.order.Remove(e)
+		}
+	}
+}
+
 // add remembers keys as seen at now, and drops expired and surplus keys.
 func (c *replayCache) add(keys []string, now time.Time) {
 	c.mu.Lock()

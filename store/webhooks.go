@@ -151,3 +151,20 @@ func (s *Store) SeenReplay(ctx context.Context, keys []string, window time.Durat
 	}
 	return seen, nil
 }
+
+// ForgetReplay removes replay keys recorded by SeenReplay, for a request
+// that was accepted as new but then failed before it took effect: its
+// sender's retry must not be answered as a replay. Errors: ErrUnavailable.
+func (s *Store) ForgetReplay(ctx context.Context, keys []string) error {
+	const op = "forget replay keys"
+	if err := s.check(); err != nil {
+		return s.wrap(op, err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := s.db.NewDelete().Model((*replayRow)(nil)).Where("key IN (?)", bun.In(keys)).Exec(ctx); err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}

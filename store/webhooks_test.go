@@ -107,6 +107,32 @@ func TestSeenReplay(t *testing.T) {
 	}
 }
 
+// TestForgetReplay: a forgotten key is new again; others stay seen.
+func TestForgetReplay(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, backend)
+			if seen, err := s.SeenReplay(ctx, []string{"trigger:a", "trigger:b"}, time.Hour); err != nil || seen {
+				t.Fatalf("first SeenReplay = %t, %v", seen, err)
+			}
+			if err := s.ForgetReplay(ctx, []string{"trigger:a", "trigger:never"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ForgetReplay(ctx, nil); err != nil {
+				t.Fatalf("ForgetReplay of nothing: %v", err)
+			}
+			for key, want := range map[string]bool{"trigger:a": false, "trigger:b": true} {
+				if seen, err := s.SeenReplay(ctx, []string{key}, time.Hour); err != nil || seen != want {
+					t.Errorf("SeenReplay(%s) after forgetting trigger:a = %t, %v; want %t", key, seen, err, want)
+				}
+			}
+		})
+	}
+}
+
 func TestSeenReplayConcurrent(t *testing.T) {
 	t.Parallel()
 	for _, backend := range storetest.Backends() {
