@@ -260,14 +260,7 @@ func newRunGetCmd(sf *serverFlags) *cobra.Command {
 		Example: "  caesium run get 42\n  caesium run get 42 --logs",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := sf.client()
+			c, id, err := runTarget(sf, output, args[0])
 			if err != nil {
 				return err
 			}
@@ -291,14 +284,7 @@ func newRunCancelCmd(sf *serverFlags) *cobra.Command {
 		Short: "Cancel a queued run at once, or ask the agent running a run to stop it",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			id, err := parseRunID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := sf.client()
+			c, id, err := runTarget(sf, output, args[0])
 			if err != nil {
 				return err
 			}
@@ -319,6 +305,20 @@ func newRunCancelCmd(sf *serverFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
 	return cmd
+}
+
+// runTarget checks the output format and the run id argument, then builds
+// the client: the preamble of the commands about one run.
+func runTarget(sf *serverFlags, output, arg string) (*client.Client, int64, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, 0, err
+	}
+	id, err := parseRunID(arg)
+	if err != nil {
+		return nil, 0, err
+	}
+	c, err := sf.client()
+	return c, id, err
 }
 
 func parseRunID(s string) (int64, error) {
