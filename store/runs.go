@@ -246,14 +246,19 @@ func (s *Store) CreateRun(ctx context.Context, nr NewRun) (Run, error) {
 			return fmt.Errorf("version %d: %w", job.Version, err)
 		}
 
+		// queue queues the run whatever is in flight, so only the other
+		// strategies read the runs in flight: a burst of triggers of a queue
+		// job makes them many, and reading them all made a burst quadratic.
 		var active []runRow
-		aq := tx.NewSelect().Model(&active).Column("id", "status", "cancel_requested").
-			Where("ru.job_id = ?", job.ID).Where("ru.status IN (?)", bun.In(inFlight)).OrderExpr("ru.id")
-		if s.dialect == dialectPostgres && pinned.strategy == schema.ConcurrencyReplace {
-			aq = aq.For("UPDATE") // the rows replace changes, in id order
-		}
-		if err := aq.Scan(ctx); err != nil {
-			return fmt.Errorf("read runs in flight: %w", err)
+		if pinned.strategy != schema.ConcurrencyQueue {
+			aq := tx.NewSelect().Model(&active).Column("id", "status", "cancel_requested").
+				Where("ru.job_id = ?", job.ID).Where("ru.status IN (?)", bun.In(inFlight)).OrderExpr("ru.id")
+			if s.dialect == dialectPostgres && pinned.strategy == schema.ConcurrencyReplace {
+				aq = aq.For("UPDATE") // the rows replace changes, in id order
+			}
+			if err := aq.Scan(ctx); err != nil {
+				return fmt.Errorf("read runs in flight: %w", err)
+			}
 		}
 		full := len(active) >= pinned.maxRuns
 
