@@ -118,12 +118,7 @@ func (a *Agent) serve(ctx context.Context, reg *prometheus.Registry) error {
 		Token: cfg.HTTP.Token, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Logger: a.log.WithGroup("api"), Sources: a,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), RunQueued: a.runner.Queued,
 	})
-	// Webhooks and triggers share the store's replay ledger, and each call
-	// purges keys older than its window: neither may purge the other's live
-	// keys.
-	hookCfg := cfg.Webhooks
-	hookCfg.ReplayWindow = max(hookCfg.ReplayWindow, 2*cfg.Triggers.ClockSkew)
-	hooks, err := newWebhooks(hookCfg, a.resolver, a.store, a, reg, a.log.WithGroup("webhooks"))
+	hooks, err := newWebhooks(cfg.Webhooks, a.resolver, a.store, a, reg, a.log.WithGroup("webhooks"))
 	if err == nil {
 		err = hooks.check(ctx)
 	}
@@ -131,7 +126,7 @@ func (a *Agent) serve(ctx context.Context, reg *prometheus.Registry) error {
 		return err
 	}
 	a.api.Mount(http.MethodPost, "/v1/webhooks/:provider", hooks)
-	trig, err := newTriggers(cfg.Triggers, hookCfg.ReplayWindow, a, reg, a.runner.Queued, a.log.WithGroup("triggers"))
+	trig, err := newTriggers(cfg.Triggers, a, reg, a.runner.Queued, a.log.WithGroup("triggers"))
 	if err != nil {
 		return err
 	}

@@ -90,8 +90,11 @@ type triggers struct {
 	requests *prometheus.CounterVec
 }
 
-func newTriggers(cfg config.Triggers, replayWindow time.Duration, a *Agent, reg prometheus.Registerer, queued func(), log *slog.Logger) (*triggers, error) {
-	window := max(replayWindow, 2*cfg.ClockSkew)
+func newTriggers(cfg config.Triggers, a *Agent, reg prometheus.Registerer, queued func(), log *slog.Logger) (*triggers, error) {
+	// A signature is valid for the clock skew either side of its timestamp;
+	// its key must outlive that. The ledger purges each namespace ("trigger")
+	// by its own callers' window, so the webhooks' window does not matter.
+	window := 2 * cfg.ClockSkew
 	t := &triggers{
 		cfg: cfg, window: window, resolver: a.resolver, store: a.store, queued: queued, log: log, now: time.Now,
 		recent:   newReplayCache(replayMemory, 2*cfg.ClockSkew),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -118,8 +120,10 @@ func (s *Store) ListDeliveries(ctx context.Context, limit int) ([]Delivery, erro
 // SeenReplay records the replay keys of a delivery (its delivery id and its
 // signature+body hash) and reports whether any of them was recorded within
 // window before now: a replay. It is atomic across agents sharing the
-// database. Keys older than the window are purged along the way.
-// Errors: ErrUnavailable.
+// database. Keys older than the window are purged along the way, within
+// the namespaces of keys only (the text before a key's first colon, such as
+// "sig" or "trigger"): callers with different windows share the ledger
+// without purging each other's live keys. Errors: ErrUnavailable.
 func (s *Store) SeenReplay(ctx context.Context, keys []string, window time.Duration) (bool, error) {
 	const op = "check replay"
 	if err := s.check(); err != nil {
@@ -128,9 +132,19 @@ func (s *Store) SeenReplay(ctx context.Context, keys []string, window time.Durat
 	now := s.timestamp()
 	cutoff := now.Add(-window)
 	seen := false
+	var spaces []string
+	for _, k := range keys {
+		if ns, _, ok := strings.Cut(k, ":"); ok && !slices.Contains(spaces, ns) {
+			spaces = append(spaces, ns)
+		}
+	}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewDelete().Model((*replayRow)(nil)).Where("seen_at < ?", cutoff).Exec(ctx); err != nil {
-			return err
+		for _, ns := range spaces {
+			prefix := ns + ":"
+			if _, err := tx.NewDelete().Model((*replayRow)(nil)).Where("seen_at < ?", cutoff).
+				Where("substr(key, 1, ?) = ?", len(prefix), prefix).Exec(ctx); err != nil {
+				return err
+			}
 		}
 		for _, k := range keys {
 			if k == "" {

@@ -107,6 +107,42 @@ func TestSeenReplay(t *testing.T) {
 	}
 }
 
+// TestSeenReplayNamespaces: a call purges expired keys of its own
+// namespaces only, so a caller with a short window (webhooks configured at
+// one minute) does not purge the live keys of one with a longer window.
+func TestSeenReplayNamespaces(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+			s := storetest.OpenOptions(t, backend, store.Options{Now: clock})
+			seen := func(key string, window time.Duration) bool {
+				t.Helper()
+				got, err := s.SeenReplay(ctx, []string{key}, window)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			seen("trigger:abc", 10*time.Minute)
+			seen("sig:old", time.Minute)
+			advance(5 * time.Minute)
+			seen("sig:new", time.Minute) // purges sig:old, not trigger:abc
+			if !seen("trigger:abc", 10*time.Minute) {
+				t.Error("a webhook call with a 1m window purged a trigger key 5m old (its window is 10m)")
+			}
+			if seen("sig:old", time.Minute) {
+				t.Error("sig:old, 5m old, is still a replay under its 1m window")
+			}
+		})
+	}
+}
+
 // TestForgetReplay: a forgotten key is new again; others stay seen.
 func TestForgetReplay(t *testing.T) {
 	t.Parallel()
