@@ -59,6 +59,16 @@ const (
 	DefaultUserAgent           = "caesium"
 )
 
+// callbackClient is the default client: it never follows a redirect (the
+// headers, secrets among them, would go to another URL), and it has a
+// transport of its own, so connections are kept alive across runs and no
+// other code's CloseIdleConnections on http.DefaultTransport breaks a
+// delivery in flight.
+var callbackClient = &http.Client{
+	Transport:     http.DefaultTransport.(*http.Transport).Clone(),
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
 // CallbackOptions configure SendCallbacks. The zero value works.
 type CallbackOptions struct {
 	// Client sends the requests. nil: a client that does not follow
@@ -85,7 +95,7 @@ type CallbackOptions struct {
 
 func (o CallbackOptions) withDefaults() CallbackOptions {
 	if o.Client == nil {
-		o.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		o.Client = callbackClient
 	}
 	if o.Redact == nil {
 		o.Redact = func(s string) string { return s }
@@ -236,6 +246,11 @@ func (o CallbackOptions) headers(ctx context.Context, c schema.Callback, event s
 	// Set last: a callback's own headers cannot forge them.
 	h.Set("X-Caesium-Event", event)
 	h.Set("X-Caesium-Run-Id", strconv.FormatInt(runID, 10))
+	// The same on every attempt, so a receiver can drop a retry it already
+	// acted on. It also lets net/http resend a request that failed on a
+	// kept-alive connection the receiver had just closed, instead of
+	// counting that as a failed attempt.
+	h.Set("Idempotency-Key", fmt.Sprintf("caesium-run-%d-%s", runID, event))
 	return h, secrets, nil
 }
 

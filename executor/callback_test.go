@@ -146,6 +146,7 @@ func TestSendCallbacksRequest(t *testing.T) {
       X-Team: sre
       X-Relay-Token: secret://file/slack/webhook-token
       X-Caesium-Event: forged
+      Idempotency-Key: forged
 `)
 	res := newResolver(map[string]string{"secret://file/slack/webhook-token": "relay-token-5b1f"})
 	ds := executor.SendCallbacks(testContext(t), job, summary(executor.RunFailed), executor.CallbackOptions{
@@ -167,6 +168,7 @@ func TestSendCallbacksRequest(t *testing.T) {
 		"User-Agent":       "caesium-agent/1.2.3",
 		"X-Caesium-Event":  "run.failed",
 		"X-Caesium-Run-Id": "42",
+		"Idempotency-Key":  "caesium-run-42-run.failed",
 		"X-Team":           "sre",
 		"X-Relay-Token":    "relay-token-5b1f",
 	}
