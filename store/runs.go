@@ -344,6 +344,28 @@ type claimCandidate struct {
 
 type versionKey struct{ jobID, version int64 }
 
+// The candidates of ClaimRuns, in id order: for each job with queued runs, its
+// first limit queued runs, read from runs_job_id_active_idx so that a long
+// queue behind one job's maxRuns is not read in full. SQLite has no LATERAL,
+// and PostgreSQL cannot use a correlated IN as an index condition, hence two
+// forms. In SQLite's, the repeated status IN term is what lets it use the
+// partial index.
+const (
+	claimCandidatesSQLite = `SELECT r.id, r.job_id, r.job_version
+		FROM (SELECT DISTINCT job_id FROM runs WHERE status = ?) AS j
+		JOIN runs AS r ON r.id IN (
+			SELECT q.id FROM runs AS q
+			WHERE q.job_id = j.job_id AND q.status IN (?, ?) AND q.status = ?
+			ORDER BY q.id LIMIT ?)
+		ORDER BY r.id`
+	claimCandidatesPostgres = `SELECT r.id, r.job_id, r.job_version
+		FROM (SELECT DISTINCT job_id FROM runs WHERE status = ?) AS j,
+		LATERAL (SELECT q.id, q.job_id, q.job_version FROM runs AS q
+			WHERE q.job_id = j.job_id AND q.status = ?
+			ORDER BY q.id LIMIT ?) AS r
+		ORDER BY r.id`
+)
+
 // ClaimRuns moves up to limit queued runs to running, oldest first, and
 // returns them (without Tasks) in id order. A run is started only while its
 // job has fewer running runs than the maxRuns of the run's pinned spec,
@@ -373,11 +395,12 @@ func (s *Store) ClaimRuns(ctx context.Context, limit int) ([]Run, error) {
 			}
 		}
 		// At most limit queued runs per job: no job can take more in one call.
+		q, args := claimCandidatesSQLite, []any{RunQueued, RunQueued, RunRunning, RunQueued, limit}
+		if s.dialect == dialectPostgres {
+			q, args = claimCandidatesPostgres, []any{RunQueued, RunQueued, limit}
+		}
 		var cands []claimCandidate
-		err := tx.NewRaw(`SELECT id, job_id, job_version FROM (
-				SELECT id, job_id, job_version, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id) AS n
-				FROM runs WHERE status = ?) AS q
-			WHERE n <= ? ORDER BY id`, RunQueued, limit).Scan(ctx, &cands)
+		err := tx.NewRaw(q, args...).Scan(ctx, &cands)
 		if err != nil {
 			return fmt.Errorf("read queued runs: %w", err)
 		}
