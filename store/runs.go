@@ -435,9 +435,22 @@ func (s *Store) ClaimRuns(ctx context.Context, limit int) ([]Run, error) {
 				running[c.JobID] = c.N
 			}
 		}
-		specs, err := pinnedSpecs(ctx, tx, keys)
+		specs, bad, err := pinnedSpecs(ctx, tx, keys)
 		if err != nil {
 			return err
+		}
+		// A run whose pinned spec this agent cannot read (written by a newer
+		// agent, say) fails on its own, with the reason; it must not stop
+		// every other job's runs from being claimed.
+		for _, c := range cands {
+			if reason, ok := bad[versionKey{c.JobID, c.JobVersion}]; ok {
+				_, err := tx.NewUpdate().Model((*runRow)(nil)).
+					Set("status = ?", RunFailed).Set("error = ?", cleanText("cannot read the pinned job version: "+reason)).
+					Set("finished_at = ?", now).Where("id = ?", c.ID).Where("status = ?", RunQueued).Exec(ctx)
+				if err != nil {
+					return fmt.Errorf("fail unreadable run %d: %w", c.ID, err)
+				}
+			}
 		}
 
 		var chosen []int64
@@ -445,7 +458,8 @@ func (s *Store) ClaimRuns(ctx context.Context, limit int) ([]Run, error) {
 			if len(chosen) == limit {
 				break
 			}
-			if running[c.JobID] >= specs[versionKey{c.JobID, c.JobVersion}].maxRuns {
+			spec, ok := specs[versionKey{c.JobID, c.JobVersion}]
+			if !ok || running[c.JobID] >= spec.maxRuns {
 				continue
 			}
 			running[c.JobID]++
@@ -534,34 +548,38 @@ func decodePinned(spec []byte) (pinnedSpec, error) {
 	return p, nil
 }
 
-// pinnedSpecs reads and decodes the job versions in keys.
-func pinnedSpecs(ctx context.Context, tx bun.Tx, keys map[versionKey]bool) (map[versionKey]pinnedSpec, error) {
+// pinnedSpecs reads and decodes the job versions in keys. A version that
+// does not decode is in bad, with the reason, instead of failing the call.
+func pinnedSpecs(ctx context.Context, tx bun.Tx, keys map[versionKey]bool) (map[versionKey]pinnedSpec, map[versionKey]string, error) {
 	pairs := make([][]int64, 0, len(keys))
 	for k := range keys {
 		pairs = append(pairs, []int64{k.jobID, k.version})
 	}
 	out := make(map[versionKey]pinnedSpec, len(keys))
+	bad := map[versionKey]string{}
 	for chunk := range slices.Chunk(pairs, narrowChunk) {
 		var rows []jobVersionRow
 		err := tx.NewSelect().Model(&rows).Column("job_id", "version", "spec").
 			Where("(v.job_id, v.version) IN (?)", bun.In(chunk)).Scan(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("read pinned specs: %w", err)
+			return nil, nil, fmt.Errorf("read pinned specs: %w", err)
 		}
 		for _, v := range rows {
 			p, err := decodePinned(v.Spec)
 			if err != nil {
-				return nil, fmt.Errorf("job %d version %d: %w", v.JobID, v.Version, err)
+				bad[versionKey{v.JobID, v.Version}] = fmt.Sprintf("job %d version %d: %v", v.JobID, v.Version, err)
+				continue
 			}
 			out[versionKey{v.JobID, v.Version}] = p
 		}
 	}
 	for k := range keys {
-		if _, ok := out[k]; !ok { // the foreign key makes this a bug
-			return nil, fmt.Errorf("job %d version %d: no version row", k.jobID, k.version)
+		_, ok := out[k]
+		if _, isBad := bad[k]; !ok && !isBad { // the foreign key makes this a bug
+			return nil, nil, fmt.Errorf("job %d version %d: no version row", k.jobID, k.version)
 		}
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // SetTask writes the state of task t.Name of a running run: status,

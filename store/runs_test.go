@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ func TestRuns(t *testing.T) {
 		{"TextIsStorable", testRunTextIsStorable},
 		{"ClosedStore", testRunsClosedStore},
 		{"InstallationID", testInstallationID},
+		{"ClaimFailsUnreadableSpec", testClaimFailsUnreadableSpec},
 	}
 	for _, backend := range storetest.Backends() {
 		t.Run(backend, func(t *testing.T) {
@@ -1076,5 +1078,65 @@ func testInstallationID(t *testing.T, backend string) {
 	}
 	if other == first {
 		t.Errorf("two databases share the installation id %q", first)
+	}
+}
+
+// testClaimFailsUnreadableSpec: a queued run whose pinned spec this agent
+// cannot read (here: a concurrency strategy from a newer agent) is failed
+// with the reason, and the other job's run is claimed as usual.
+func testClaimFailsUnreadableSpec(t *testing.T, backend string) {
+	ctx := context.Background()
+	url := storetest.URL(t, backend)
+	s, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, alias := range []string{"future", "today"} {
+		j := runJob(alias, 1, schema.ConcurrencyQueue)
+		if _, err := s.ApplyChanges(ctx, []store.Change{create(j, provenance("git-main", "c1"))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	future, err := s.CreateRun(ctx, store.NewRun{JobAlias: "future", Trigger: schema.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	today, err := s.CreateRun(ctx, store.NewRun{JobAlias: "today", Trigger: schema.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, dsn := "pgx", url
+	if backend == "sqlite" {
+		driver, dsn = "sqlite", strings.TrimPrefix(url, "sqlite://")
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := `UPDATE job_versions SET spec = replace(spec, '"strategy":"queue"', '"strategy":"teleport"') WHERE job_id = $1`
+	if backend == "postgres" {
+		q = `UPDATE job_versions SET spec = replace(spec::text, '"strategy":"queue"', '"strategy":"teleport"')::json WHERE job_id = $1`
+	}
+	if res, err := db.ExecContext(ctx, q, future.JobID); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("corrupted %d version rows, want 1", n)
+	}
+
+	claimed, err := s.ClaimRuns(ctx, 10)
+	if err != nil {
+		t.Fatalf("ClaimRuns with one unreadable run: %v", err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != today.ID {
+		t.Fatalf("claimed %v, want only run %d of today", runIDs(claimed), today.ID)
+	}
+	got, err := s.GetRun(ctx, future.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.RunFailed || got.FinishedAt == nil || !strings.Contains(got.Error, `unknown concurrency strategy "teleport"`) {
+		t.Errorf("the unreadable run: %s %q, want failed naming the strategy", got.Status, got.Error)
 	}
 }
