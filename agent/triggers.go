@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,9 +86,15 @@ type triggers struct {
 	queued   func() // wakes this agent's runner
 	recent   *replayCache
 	inFlight chan struct{}
-	log      *slog.Logger
-	now      func() time.Time
-	requests *prometheus.CounterVec
+
+	// secrets holds resolved trigger secrets for secretTTL: the endpoint is
+	// unauthenticated until the signature is checked, and without it every
+	// request with a made-up signature would cost a Vault read.
+	secretsMu sync.Mutex
+	secrets   map[string]cachedSecret
+	log       *slog.Logger
+	now       func() time.Time
+	requests  *prometheus.CounterVec
 }
 
 func newTriggers(cfg config.Triggers, a *Agent, reg prometheus.Registerer, queued func(), log *slog.Logger) (*triggers, error) {
@@ -109,6 +116,40 @@ func newTriggers(cfg config.Triggers, a *Agent, reg prometheus.Registerer, queue
 	}
 	return t, nil
 }
+
+// secretTTL is how long a resolved trigger secret is used before it is
+// resolved again: a rotated secret takes effect within it.
+const secretTTL = 10 * time.Second
+
+type cachedSecret struct {
+	value string
+	at    time.Time
+}
+
+// secret resolves ref, from the cache when it was resolved within secretTTL.
+func (t *triggers) secret(ctx context.Context, ref string) (string, error) {
+	now := t.now()
+	t.secretsMu.Lock()
+	c, ok := t.secrets[ref]
+	t.secretsMu.Unlock()
+	if ok && now.Sub(c.at) < secretTTL {
+		return c.value, nil
+	}
+	v, err := t.resolver.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	t.secretsMu.Lock()
+	if t.secrets == nil || len(t.secrets) >= maxCachedSecrets {
+		t.secrets = map[string]cachedSecret{} // bounded: one entry per http-triggered job
+	}
+	t.secrets[ref] = cachedSecret{value: v, at: now}
+	t.secretsMu.Unlock()
+	return v, nil
+}
+
+// maxCachedSecrets bounds the trigger secret cache.
+const maxCachedSecrets = 4096
 
 // TriggerAnswer is the JSON body of every trigger response.
 type TriggerAnswer struct {
@@ -169,7 +210,7 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := spec.Trigger.Configuration.Secret
-	secret, err := t.resolver.Resolve(ctx, ref)
+	secret, err := t.secret(ctx, ref)
 	if err != nil {
 		// The error names the reference, never a value.
 		t.log.Error("trigger: resolve secret", "job", job.Alias, "err", err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,6 +119,57 @@ type staticSecret string
 
 func (s staticSecret) Resolve(context.Context, string) (string, error) { return string(s), nil }
 
+// triggerFixture is the trigger handler on a real store holding one job,
+// deploy, whose http trigger is at /hooks/deploy.
+type triggerFixture struct {
+	tr     *triggers
+	st     *failingCreate
+	queued int
+}
+
+func newTriggerFixture(t *testing.T, backend string, res interface {
+	Resolve(context.Context, string) (string, error)
+}) *triggerFixture {
+	t.Helper()
+	st := &failingCreate{Store: storetest.Open(t, backend)}
+	docs, diags := schema.Parse("deploy.yaml", []byte(`apiVersion: v1
+kind: Job
+metadata: {alias: deploy}
+trigger:
+  type: http
+  configuration: {path: /hooks/deploy, secret: "secret://env/DEPLOY_SECRET"}
+steps:
+  - {name: roll, image: busybox}
+`), schema.DefaultLimits)
+	if schema.CountErrors(diags) > 0 {
+		t.Fatalf("manifest: %v", diags)
+	}
+	job := docs[0].Job
+	if _, err := st.ApplyChanges(context.Background(), []store.Change{{Op: store.OpCreate, Alias: "deploy", Job: job, Hash: job.Hash(), Provenance: store.Provenance{SourceID: "manual"}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := &triggerFixture{st: st}
+	cfg := config.Default().Triggers
+	f.tr = &triggers{
+		cfg: cfg, window: time.Hour, resolver: res, store: st, queued: func() { f.queued++ },
+		recent: newReplayCache(16, 2*cfg.ClockSkew), inFlight: make(chan struct{}, 1),
+		log: slog.New(slog.DiscardHandler), now: time.Now,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"result"}),
+	}
+	return f
+}
+
+// post sends body to /hooks/deploy signed with secret at ts.
+func (f *triggerFixture) post(secret string, ts time.Time, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, TriggerPathPrefix+"/hooks/deploy", bytes.NewReader(body))
+	req.SetPathValue("path", "/hooks/deploy")
+	req.Header.Set(api.HeaderTriggerTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set(api.HeaderTriggerSignature, api.SignTrigger(secret, ts, body))
+	w := httptest.NewRecorder()
+	f.tr.ServeHTTP(w, req)
+	return w
+}
+
 // TestTriggerRetryAfterFailedCreate: a signed request whose run could not
 // be created (503) took no effect, so the sender's retry of the very same
 // request queues the run instead of being refused as a replay.
@@ -127,54 +179,70 @@ func TestTriggerRetryAfterFailedCreate(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			const secret = "trigger-secret-0123456789"
-			st := &failingCreate{Store: storetest.Open(t, backend)}
-			docs, diags := schema.Parse("deploy.yaml", []byte(`apiVersion: v1
-kind: Job
-metadata: {alias: deploy}
-trigger:
-  type: http
-  configuration: {path: /hooks/deploy, secret: "secret://env/DEPLOY_SECRET"}
-steps:
-  - {name: roll, image: busybox}
-`), schema.DefaultLimits)
-			if schema.CountErrors(diags) > 0 {
-				t.Fatalf("manifest: %v", diags)
-			}
-			job := docs[0].Job
-			if _, err := st.ApplyChanges(context.Background(), []store.Change{{Op: store.OpCreate, Alias: "deploy", Job: job, Hash: job.Hash(), Provenance: store.Provenance{SourceID: "manual"}}}); err != nil {
-				t.Fatal(err)
-			}
-			queued := 0
-			cfg := config.Default().Triggers
-			tr := &triggers{
-				cfg: cfg, window: time.Hour, resolver: staticSecret(secret), store: st, queued: func() { queued++ },
-				recent: newReplayCache(16, 2*cfg.ClockSkew), inFlight: make(chan struct{}, 1),
-				log: slog.New(slog.DiscardHandler), now: time.Now,
-				requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"result"}),
-			}
+			f := newTriggerFixture(t, backend, staticSecret(secret))
 			ts, body := time.Now(), []byte(`{"n":1}`)
-			post := func() *httptest.ResponseRecorder {
-				req := httptest.NewRequest(http.MethodPost, TriggerPathPrefix+"/hooks/deploy", bytes.NewReader(body))
-				req.SetPathValue("path", "/hooks/deploy")
-				req.Header.Set(api.HeaderTriggerTimestamp, strconv.FormatInt(ts.Unix(), 10))
-				req.Header.Set(api.HeaderTriggerSignature, api.SignTrigger(secret, ts, body))
-				w := httptest.NewRecorder()
-				tr.ServeHTTP(w, req)
-				return w
-			}
-			st.fail.Store(true)
-			if w := post(); w.Code != http.StatusServiceUnavailable {
+			f.st.fail.Store(true)
+			if w := f.post(secret, ts, body); w.Code != http.StatusServiceUnavailable {
 				t.Fatalf("with CreateRun failing: %d %s, want 503", w.Code, w.Body)
 			}
-			if w := post(); w.Code != http.StatusAccepted {
+			if w := f.post(secret, ts, body); w.Code != http.StatusAccepted {
 				t.Fatalf("the retry: %d %s, want 202", w.Code, w.Body)
 			}
-			if w := post(); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "duplicate") {
+			if w := f.post(secret, ts, body); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "duplicate") {
 				t.Fatalf("a replay of the accepted request: %d %s, want 409 duplicate", w.Code, w.Body)
 			}
-			if queued != 1 {
-				t.Errorf("runner woken %d times, want 1", queued)
+			if f.queued != 1 {
+				t.Errorf("runner woken %d times, want 1", f.queued)
 			}
 		})
+	}
+}
+
+// countingSecret resolves to a value that can change, counting resolves.
+type countingSecret struct {
+	mu    sync.Mutex
+	value string
+	n     int
+}
+
+func (c *countingSecret) Resolve(context.Context, string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.value, nil
+}
+
+// TestTriggerSecretCache: requests with made-up signatures do not each
+// cost a secret backend read; a rotated secret is picked up once the cached
+// one is older than secretTTL.
+func TestTriggerSecretCache(t *testing.T) {
+	t.Parallel()
+	res := &countingSecret{value: "first-secret-0123456789"}
+	f := newTriggerFixture(t, "sqlite", res)
+	now := time.Now()
+	var mu sync.Mutex
+	f.tr.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	for i := range 20 {
+		if w := f.post("guess", time.Now(), []byte(fmt.Sprint(i))); w.Code != http.StatusUnauthorized {
+			t.Fatalf("made-up signature: %d %s", w.Code, w.Body)
+		}
+	}
+	if res.n != 1 {
+		t.Errorf("20 unsigned requests resolved the secret %d times, want 1", res.n)
+	}
+	res.mu.Lock()
+	res.value = "second-secret-0123456789"
+	res.mu.Unlock()
+	if w := f.post("second-secret-0123456789", time.Now(), []byte("a")); w.Code != http.StatusUnauthorized {
+		t.Errorf("the rotated secret within secretTTL: %d, want 401 (the cached one still holds)", w.Code)
+	}
+	mu.Lock()
+	now = now.Add(secretTTL)
+	mu.Unlock()
+	if w := f.post("second-secret-0123456789", time.Now(), []byte("b")); w.Code != http.StatusAccepted {
+		t.Errorf("the rotated secret after secretTTL: %d %s, want 202", w.Code, w.Body)
+	}
+	if res.n != 2 {
+		t.Errorf("resolved %d times, want 2", res.n)
 	}
 }
