@@ -118,34 +118,44 @@ func newTriggers(cfg config.Triggers, a *Agent, reg prometheus.Registerer, queue
 }
 
 // secretTTL is how long a resolved trigger secret is used before it is
-// resolved again: a rotated secret takes effect within it.
-const secretTTL = 10 * time.Second
+// resolved again: a rotated secret takes effect within it. A failure to
+// resolve is remembered for failureTTL, so that while Vault is down a flood
+// of requests does not become a flood of Vault requests either.
+const (
+	secretTTL  = 10 * time.Second
+	failureTTL = time.Second
+)
 
 type cachedSecret struct {
 	value string
+	err   error
 	at    time.Time
 }
 
-// secret resolves ref, from the cache when it was resolved within secretTTL.
+// secret resolves ref, from the cache when it was resolved within secretTTL
+// (or failed within failureTTL).
 func (t *triggers) secret(ctx context.Context, ref string) (string, error) {
 	now := t.now()
 	t.secretsMu.Lock()
 	c, ok := t.secrets[ref]
 	t.secretsMu.Unlock()
-	if ok && now.Sub(c.at) < secretTTL {
+	switch {
+	case ok && c.err == nil && now.Sub(c.at) < secretTTL:
 		return c.value, nil
+	case ok && c.err != nil && now.Sub(c.at) < failureTTL:
+		return "", c.err
 	}
 	v, err := t.resolver.Resolve(ctx, ref)
-	if err != nil {
-		return "", err
+	if err != nil && ctx.Err() != nil {
+		return "", err // the caller went away: nothing learned about the secret
 	}
 	t.secretsMu.Lock()
 	if t.secrets == nil || len(t.secrets) >= maxCachedSecrets {
 		t.secrets = map[string]cachedSecret{} // bounded: one entry per http-triggered job
 	}
-	t.secrets[ref] = cachedSecret{value: v, at: now}
+	t.secrets[ref] = cachedSecret{value: v, err: err, at: now}
 	t.secretsMu.Unlock()
-	return v, nil
+	return v, err
 }
 
 // maxCachedSecrets bounds the trigger secret cache.

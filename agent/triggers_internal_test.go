@@ -198,10 +198,12 @@ func TestTriggerRetryAfterFailedCreate(t *testing.T) {
 	}
 }
 
-// countingSecret resolves to a value that can change, counting resolves.
+// countingSecret resolves to a value (or an error) that can change,
+// counting resolves.
 type countingSecret struct {
 	mu    sync.Mutex
 	value string
+	err   error
 	n     int
 }
 
@@ -209,7 +211,47 @@ func (c *countingSecret) Resolve(context.Context, string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
-	return c.value, nil
+	return c.value, c.err
+}
+
+func (c *countingSecret) set(value string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.value, c.err = value, err
+}
+
+func (c *countingSecret) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestTriggerSecretFailureCache: while the secret cannot be resolved
+// (Vault down), requests answer 503 and cost one backend read per
+// failureTTL, not one each; once it resolves again, triggers work.
+func TestTriggerSecretFailureCache(t *testing.T) {
+	t.Parallel()
+	const secret = "back-secret-0123456789"
+	res := &countingSecret{err: errors.New("secret://env/DEPLOY_SECRET: vault unavailable")}
+	f := newTriggerFixture(t, "sqlite", res)
+	now := time.Now()
+	var mu sync.Mutex
+	f.tr.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	for i := range 10 {
+		if w := f.post(secret, time.Now(), []byte(fmt.Sprint(i))); w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("with the secret unresolvable: %d %s, want 503", w.Code, w.Body)
+		}
+	}
+	if n := res.count(); n != 1 {
+		t.Errorf("10 requests while the secret failed resolved it %d times, want 1", n)
+	}
+	res.set(secret, nil)
+	mu.Lock()
+	now = now.Add(failureTTL)
+	mu.Unlock()
+	if w := f.post(secret, time.Now(), []byte("ok")); w.Code != http.StatusAccepted {
+		t.Errorf("after failureTTL with the secret back: %d %s, want 202", w.Code, w.Body)
+	}
 }
 
 // TestTriggerSecretCache: requests with made-up signatures do not each
@@ -227,12 +269,10 @@ func TestTriggerSecretCache(t *testing.T) {
 			t.Fatalf("made-up signature: %d %s", w.Code, w.Body)
 		}
 	}
-	if res.n != 1 {
-		t.Errorf("20 unsigned requests resolved the secret %d times, want 1", res.n)
+	if n := res.count(); n != 1 {
+		t.Errorf("20 unsigned requests resolved the secret %d times, want 1", n)
 	}
-	res.mu.Lock()
-	res.value = "second-secret-0123456789"
-	res.mu.Unlock()
+	res.set("second-secret-0123456789", nil)
 	if w := f.post("second-secret-0123456789", time.Now(), []byte("a")); w.Code != http.StatusUnauthorized {
 		t.Errorf("the rotated secret within secretTTL: %d, want 401 (the cached one still holds)", w.Code)
 	}
@@ -242,7 +282,7 @@ func TestTriggerSecretCache(t *testing.T) {
 	if w := f.post("second-secret-0123456789", time.Now(), []byte("b")); w.Code != http.StatusAccepted {
 		t.Errorf("the rotated secret after secretTTL: %d %s, want 202", w.Code, w.Body)
 	}
-	if res.n != 2 {
-		t.Errorf("resolved %d times, want 2", res.n)
+	if n := res.count(); n != 2 {
+		t.Errorf("resolved %d times, want 2", n)
 	}
 }
