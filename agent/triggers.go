@@ -161,6 +161,9 @@ func (t *triggers) secret(ctx context.Context, ref string) (string, error) {
 // maxCachedSecrets bounds the trigger secret cache.
 const maxCachedSecrets = 4096
 
+// unknownPath answers a path no live job's http trigger has.
+var unknownPath = TriggerAnswer{Result: "unknown", Reason: "no job has an http trigger at this path"}
+
 // TriggerAnswer is the JSON body of every trigger response.
 type TriggerAnswer struct {
 	Result string `json:"result"`
@@ -188,7 +191,7 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := "/" + strings.TrimPrefix(r.PathValue("path"), "/")
 	job, err := t.store.JobByHTTPPath(ctx, path)
 	if errors.Is(err, store.ErrNotFound) {
-		answer(http.StatusNotFound, TriggerAnswer{Result: "unknown", Reason: "no job has an http trigger at this path"})
+		answer(http.StatusNotFound, unknownPath)
 		return
 	}
 	if errors.Is(err, store.ErrConflict) {
@@ -262,7 +265,7 @@ func (t *triggers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.log.Warn("trigger: forget replay key", "err", ferr)
 		}
 		if errors.Is(err, store.ErrNotFound) { // deleted since the lookup
-			answer(http.StatusNotFound, TriggerAnswer{Result: "unknown", Reason: "no job has an http trigger at this path"})
+			answer(http.StatusNotFound, unknownPath)
 			return
 		}
 		t.log.Error("trigger: create run", "job", job.Alias, "err", err)

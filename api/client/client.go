@@ -80,7 +80,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		err = unwrapURLError(err)
+		err = UnwrapURLError(err)
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return fmt.Errorf("cannot reach the agent at %s (is caesium-agent running there? set --server or CAESIUM_SERVER): %w", c.base.Redacted(), err)
@@ -117,7 +117,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-func unwrapURLError(err error) error {
+// UnwrapURLError returns the cause inside a *url.Error, whose text repeats
+// the method and the whole URL; other errors are returned as they are.
+func UnwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err

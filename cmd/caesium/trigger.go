@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caesium-io/caesium/api"
+	"github.com/caesium-io/caesium/api/client"
 	"github.com/caesium-io/caesium/schema"
 )
 
@@ -101,7 +101,7 @@ it as skipped or failed (or on any other error), 2 on usage errors.`,
 			resp, err := hc.Do(req)
 			if err != nil {
 				// The error names the URL, never a header.
-				return fmt.Errorf("trigger %s: %w", u.Redacted(), unwrapURL(err))
+				return fmt.Errorf("trigger %s: %w", u.Redacted(), client.UnwrapURLError(err))
 			}
 			defer resp.Body.Close()
 			raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -197,13 +197,5 @@ func writeTriggerAnswer(w io.Writer, a triggerAnswer, status int) error {
 		line += fmt.Sprintf(" (HTTP %d)", status)
 	}
 	_, err := fmt.Fprintln(w, line)
-	return err
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
 	return err
 }
