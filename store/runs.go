@@ -374,7 +374,9 @@ const (
 // gets started_at and one pending task row per step of its pinned spec
 // (position = the step's index). A run cancelled concurrently is not claimed.
 //
-// Errors: ErrNotLeader under a lease that no longer leads; ErrUnavailable.
+// Errors: ErrNotLeader under a lease that no longer leads (checked when
+// something is queued: with nothing to claim there is nothing to fence);
+// ErrUnavailable.
 func (s *Store) ClaimRuns(ctx context.Context, limit int) ([]Run, error) {
 	const op = "claim runs"
 	if err := s.check(); err != nil {
@@ -383,9 +385,19 @@ func (s *Store) ClaimRuns(ctx context.Context, limit int) ([]Run, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	// The runner claims on every poll: when nothing is queued, a read on
+	// the reader pool answers without a write transaction (on SQLite, the
+	// one writer) or the claim lock.
+	queued, err := s.rdb.NewSelect().Model((*runRow)(nil)).Where("ru.status = ?", RunQueued).Exists(ctx)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	if !queued {
+		return nil, nil
+	}
 	now := s.timestamp()
 	var out []Run
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := s.checkFence(ctx, tx); err != nil {
 			return err
 		}

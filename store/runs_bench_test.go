@@ -38,6 +38,7 @@ func BenchmarkRuns(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/create/backlog=%d", backend, runBenchBacklog), func(b *testing.B) {
 			benchCreateRun(b, backend, runBenchBacklog)
 		})
+		b.Run(backend+"/claim-idle", func(b *testing.B) { benchClaimIdle(b, backend) })
 		b.Run(backend+"/lifecycle", func(b *testing.B) { benchRunLifecycle(b, backend, 0) })
 		b.Run(fmt.Sprintf("%s/lifecycle/backlog=%d", backend, runBenchBacklog), func(b *testing.B) {
 			benchRunLifecycle(b, backend, runBenchBacklog)
@@ -170,4 +171,23 @@ func benchRunLifecycle(b *testing.B, backend string, backlog int) {
 	b.ReportMetric(us(finish, 1), "finish-µs")
 	b.ReportMetric(float64(writes)/float64(b.N), "writes/op")
 	b.ReportMetric(float64(queries)/float64(b.N), "queries/op")
+}
+
+// benchClaimIdle: ClaimRuns under a lease with nothing queued, what the
+// leader's runner does on every poll of an idle installation.
+func benchClaimIdle(b *testing.B, backend string) {
+	s, ctx := runBenchStore(b, backend, runJob("idle", 1, schema.ConcurrencyQueue))
+	lease, err := s.Campaign(ctx, store.LeaderOptions{Name: "reconciler", Identity: "bench"})
+	if err != nil {
+		b.Fatalf("Campaign: %v", err)
+	}
+	defer lease.Resign()
+	lctx := store.WithLease(ctx, lease)
+	b.ResetTimer()
+	for b.Loop() {
+		runs, err := s.ClaimRuns(lctx, 4)
+		if err != nil || len(runs) != 0 {
+			b.Fatalf("ClaimRuns = %d runs, %v", len(runs), err)
+		}
+	}
 }
